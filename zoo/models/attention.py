@@ -1,0 +1,115 @@
+"""RNN encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by Jointly
+Learning to Align and Translate", arXiv:1409.0473, section 3 and appendix A).
+
+No fixed-length vector: the decoder looks back at every source annotation at every step.
+
+    h_j = [→h_j ; ←h_j]                        bidirectional GRU annotations (3.2)
+    s_0 = tanh(W_s ←h_1)                       decoder initial state from the backward state (A.2.2)
+    e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j)     additive alignment model (A.1.2); U_a h_j is computed once per source
+    α_ij = softmax_j(e_ij)                     alignment weights, padding masked out (eq. 6)
+    c_i  = Σ_j α_ij h_j                        a context vector for every target position (eq. 5)
+    s_i  = GRU([e(y_{i-1}); c_i], s_{i-1})      (eq. 4)
+    p(y_i | ...) = softmax(W_o maxout(U_o s_i + V_o e(y_{i-1}) + C_o c_i))    deep output with maxout units
+
+The query of step i depends on s_{i-1}, so teacher forcing still runs one GRU cell per target position.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive, maxout,
+                             normal_embedding, packed_rnn)
+
+
+class BiGRUEncoder(Encoder):
+    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.embed = normal_embedding(vocab_size, emb_dim, pad_id)
+        self.rnn = nn.GRU(emb_dim, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.dropout(self.embed(src))  # (B, S, E)
+        annotations, h_n = packed_rnn(self.rnn, x, src_mask)  # (B, S, 2H), (2, B, H)
+        return annotations, h_n[1]  # h_n[1] is ←h_1, the backward state after reading the whole source
+
+
+class AdditiveAttention(nn.Module):
+    """e = v_aᵀ tanh(W_a s + U_a h): the 'alignment model' a(s_{i-1}, h_j), a one-hidden-layer network."""
+
+    def __init__(self, *, query_dim: int, key_dim: int, attn_dim: int):
+        super().__init__()
+        self.W_a = nn.Linear(query_dim, attn_dim, bias=False)
+        self.U_a = nn.Linear(key_dim, attn_dim)
+        self.v_a = nn.Linear(attn_dim, 1, bias=False)
+
+    def forward(self, query: Tensor, keys: Tensor, annotations: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """query s_{i-1} (B, Hd), keys U_a h (B, S, A), annotations h (B, S, 2H) -> context (B, 2H), α (B, S)."""
+        e = self.v_a(torch.tanh(self.W_a(query).unsqueeze(1) + keys)).squeeze(-1)  # (B, S)
+        e = e.float().masked_fill(~mask, float("-inf"))  # softmax in fp32, padding gets zero weight
+        alpha = torch.softmax(e, -1)  # (B, S)
+        context = torch.bmm(alpha.unsqueeze(1).to(annotations.dtype), annotations).squeeze(1)  # (B, 2H)
+        return context, alpha
+
+
+class AttentionDecoder(Decoder):
+    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, enc_hidden: int, hidden: int, attn_dim: int,
+                 maxout_dim: int, dropout: float):
+        super().__init__()
+        self.embed = normal_embedding(vocab_size, emb_dim, pad_id)
+        self.init_hidden = nn.Linear(enc_hidden, hidden)  # W_s
+        self.attention = AdditiveAttention(query_dim=hidden, key_dim=2 * enc_hidden, attn_dim=attn_dim)
+        self.cell = nn.GRUCell(emb_dim + 2 * enc_hidden, hidden)
+        self.deep_out = nn.Linear(hidden + emb_dim + 2 * enc_hidden, 2 * maxout_dim)  # [U_o V_o C_o]
+        self.out = nn.Linear(maxout_dim, vocab_size)  # W_o
+        self.dropout = nn.Dropout(dropout)
+
+    def init_state(self, enc_out: tuple[Tensor, Tensor], src_mask: Tensor) -> State:
+        annotations, backward_first = enc_out  # (B, S, 2H), (B, H)
+        keys = self.attention.U_a(annotations)  # (B, S, A) computed once, reused at every step
+        s0 = torch.tanh(self.init_hidden(backward_first))  # (B, Hd)
+        return State(source={"annotations": annotations, "keys": keys, "mask": src_mask}, step={"hidden": s0})
+
+    def forward(self, tgt_in: Tensor, state: State, return_alignment: bool = False):
+        """Teacher forcing. With `return_alignment`, also the weights α (B, T, S), e.g. to plot them."""
+        e = self.dropout(self.embed(tgt_in))  # (B, T, E)
+        s = state["hidden"]  # (B, Hd)
+        states, contexts, alphas = [], [], []
+        for i in range(tgt_in.size(1)):
+            c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, 2H), (B, S)
+            s = self.cell(torch.cat([e[:, i], c], -1), s)  # (B, Hd)
+            states.append(s), contexts.append(c), alphas.append(alpha)
+        logits = self.output(torch.stack(states, 1), e, torch.stack(contexts, 1))  # (B, T, V)
+        return (logits, torch.stack(alphas, 1)) if return_alignment else logits
+
+    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
+        e = self.embed(token)  # (B, E)
+        c, _ = self.attention(state["hidden"], state["keys"], state["annotations"], state["mask"])  # (B, 2H)
+        s = self.cell(torch.cat([e, c], -1), state["hidden"])  # (B, Hd)
+        return self.output(s, e, c), state.updated(hidden=s)  # (B, V)
+
+    def output(self, s: Tensor, e: Tensor, c: Tensor) -> Tensor:
+        t = maxout(self.deep_out(self.dropout(torch.cat([s, e, c], -1))))  # (..., maxout_dim)
+        return self.out(self.dropout(t))  # (..., V)
+
+
+class AttentionEncoderDecoder(EncoderDecoder):
+    """Bahdanau et al. 2015 (RNNsearch). Defaults are small for the embedded task; the paper used 1000 units."""
+
+    def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, emb_dim: int = 128,
+                 enc_hidden: int = 128, hidden: int = 256, attn_dim: int = 128, maxout_dim: int = 256,
+                 dropout: float = 0.1):
+        check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, emb_dim=emb_dim,
+                       enc_hidden=enc_hidden, hidden=hidden, attn_dim=attn_dim, maxout_dim=maxout_dim)
+        check_dropout(dropout)
+        super().__init__(
+            BiGRUEncoder(vocab_size=src_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=enc_hidden,
+                         dropout=dropout),
+            AttentionDecoder(vocab_size=tgt_vocab_size, pad_id=pad_id, emb_dim=emb_dim, enc_hidden=enc_hidden,
+                             hidden=hidden, attn_dim=attn_dim, maxout_dim=maxout_dim, dropout=dropout),
+        )
+
+    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Alignment weights α (B, T, S) of a teacher-forced pass, the picture of Bahdanau et al. Fig. 3."""
+        return self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]

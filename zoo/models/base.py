@@ -1,0 +1,121 @@
+"""The encoder-decoder interface that all three architectures implement.
+
+After d2l's ``Encoder`` / ``Decoder.init_state`` / ``EncoderDecoder`` (Zhang et al., Dive into Deep Learning, ch. 10):
+
+    encoder(src, src_mask)           -> enc_out                 whatever the decoder needs from the source
+    decoder.init_state(enc_out, src_mask) -> State
+    decoder(tgt_in, state)           -> logits (B, T, V)        teacher forcing: the whole target at once
+    decoder.step(token, state)       -> logits (B, V), State    one position, for greedy and beam search
+    state.select(index)              -> State                   reorders (or repeats) batch rows, for beam search
+
+Conventions, everywhere in the zoo: tensors are batch-first; masks are boolean with True = real token, shape (B, S);
+the pad id comes from the vocabulary and is handed to the model's constructor.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class State:
+    """Decoding state; dim 0 of every tensor (or of each tensor in a per-layer list) is the batch row.
+
+    `source` holds what depends only on the source sentence (encoder memory and its projections, the mask);
+    `step` what changes as tokens are generated (hidden states, key/value caches)."""
+
+    source: dict[str, Tensor | list[Tensor]]
+    step: dict[str, Tensor | list[Tensor]]
+
+    def select(self, index: Tensor, *, same_sources: bool = False) -> State:
+        """Rows `index`: greedy search drops finished rows with it, beam search reorders hypotheses. With
+        `same_sources`, every row is replaced by a row of the same sentence (as when beam search reorders the
+        hypotheses of each sentence), so the source tensors are kept as they are instead of copied."""
+        source = self.source if same_sources else {k: _select(v, index) for k, v in self.source.items()}
+        return State(source, {k: _select(v, index) for k, v in self.step.items()})
+
+    def __getitem__(self, name: str) -> Tensor | list[Tensor]:
+        return self.step[name] if name in self.step else self.source[name]
+
+    def updated(self, **step: Tensor | list[Tensor]) -> State:
+        """The same source with new step tensors."""
+        return State(self.source, step)
+
+
+def _select(value: Tensor | list[Tensor], index: Tensor) -> Tensor | list[Tensor]:
+    if isinstance(value, Tensor):
+        return value.index_select(0, index)
+    return [v.index_select(0, index) for v in value]
+
+
+class Encoder(nn.Module, ABC):
+    @abstractmethod
+    def forward(self, src: Tensor, src_mask: Tensor):
+        """src (B, S) token ids, src_mask (B, S) -> whatever `Decoder.init_state` takes."""
+
+
+class Decoder(nn.Module, ABC):
+    @abstractmethod
+    def init_state(self, enc_out, src_mask: Tensor) -> State:
+        """The state before the first target token (BOS) is read."""
+
+    @abstractmethod
+    def forward(self, tgt_in: Tensor, state: State) -> Tensor:
+        """Teacher forcing: tgt_in (B, T) starts with BOS -> logits (B, T, V) predicting the next tokens."""
+
+    @abstractmethod
+    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
+        """One decoding step: token (B,) -> logits (B, V) for the next token, and the state after it."""
+
+
+class EncoderDecoder(nn.Module):
+    """An encoder and a decoder behind one interface; decoding, loss and metrics see only this class."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def init_state(self, src: Tensor, src_mask: Tensor) -> State:
+        return self.decoder.init_state(self.encoder(src, src_mask), src_mask)
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.decoder(tgt_in, self.init_state(src, src_mask))  # (B, T, V)
+
+
+def check_positive(**values: int | float) -> None:
+    """Raise a ValueError naming every argument that is not > 0."""
+    bad = [f"{name} ({value})" for name, value in values.items() if not value > 0]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} must be > 0")
+
+
+def check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout ({dropout}) must be in [0, 1)")
+
+
+def maxout(x: Tensor, pool: int = 2) -> Tensor:
+    """Maxout units (Goodfellow et al. 2013), the deep output of Cho et al. 2014 and Bahdanau et al. 2015."""
+    return x.unflatten(-1, (-1, pool)).amax(-1)  # (..., D / pool)
+
+
+def packed_rnn(rnn: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Run `rnn` over the real tokens only, so padding never reaches a state (and the backward direction of a
+    bidirectional GRU starts at each row's last real token). x (B, S, E) -> outputs (B, S, dirs*H), h_n."""
+    lengths = mask.sum(1).cpu()  # (B,)
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, h_n = rnn(packed, h0)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return out, h_n  # (B, S, dirs*H), (layers*dirs, B, H)
+
+
+def normal_embedding(num: int, dim: int, pad_id: int) -> nn.Embedding:
+    emb = nn.Embedding(num, dim, padding_idx=pad_id)
+    nn.init.normal_(emb.weight, std=dim**-0.5)
+    with torch.no_grad():
+        emb.weight[pad_id].zero_()
+    return emb
