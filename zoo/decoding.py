@@ -1,0 +1,103 @@
+"""Greedy and beam search, written once against the interface of `zoo.models.base`: they call only
+`model.init_state`, `model.decoder.step` and `state.select`, and never ask which architecture they hold.
+
+Both stop a row at EOS or at its length limit, max_len_a * source length + max_len_b (as fairseq's options of the
+same names). The returned hypotheses are lists of token ids without BOS and EOS.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from zoo.models.base import EncoderDecoder
+
+
+def length_limits(src_mask: Tensor, max_len_a: float, max_len_b: int) -> Tensor:
+    return (src_mask.sum(1) * max_len_a + max_len_b).long()  # (B,)
+
+
+@torch.no_grad()
+def greedy_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id: int, eos_id: int,
+                  max_len_a: float = 1.2, max_len_b: int = 10) -> list[list[int]]:
+    """Take the most probable token at every step. Finished rows leave the batch (`state.select`), so a batch
+    costs as many steps as its longest output, each step only as wide as the rows still running."""
+    B = src.size(0)
+    state = model.init_state(src, src_mask)
+    limits = length_limits(src_mask, max_len_a, max_len_b)  # (B,)
+    active = torch.arange(B, device=src.device)  # rows of the original batch still decoding
+    token = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
+    out: list[list[int]] = [[] for _ in range(B)]
+    for t in range(int(limits.max())):
+        logits, state = model.decoder.step(token, state)  # (b, V)
+        token = logits.argmax(-1)  # (b,)
+        for row, tok in zip(active.tolist(), token.tolist()):
+            if tok != eos_id:
+                out[row].append(tok)
+        running = (token != eos_id) & (limits[active] > t + 1)  # (b,)
+        if not running.all():
+            keep = running.nonzero().squeeze(1)  # (b',)
+            if keep.numel() == 0:
+                break
+            active, token, state = active[keep], token[keep], state.select(keep)
+    return out
+
+
+def length_penalty(length: Tensor, alpha: float) -> Tensor:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14); α = 0 ranks by total log-probability."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id: int, eos_id: int,
+                beam_size: int = 4, alpha: float = 0.6, max_len_a: float = 1.2,
+                max_len_b: int = 10) -> list[list[int]]:
+    """Keep the `beam_size` best prefixes per sentence by total log-probability; a finished hypothesis stays in
+    its beam with a frozen score (it can only be extended by EOS, at no cost). A sentence is done, and leaves the
+    batch, once no open hypothesis can beat its best finished one by the length-penalised score
+    log P(Y|X) / lp(Y): scores only fall, and lp grows at most to lp(limit), so an open hypothesis ends at best at
+    score / lp(limit). This bound makes the early stop exact, not a heuristic. With beam_size 1 this is greedy."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size ({beam_size}) must be >= 1")
+    if alpha < 0:
+        raise ValueError(f"alpha ({alpha}) must be >= 0")
+    B, K, device = src.size(0), beam_size, src.device
+    state = model.init_state(src, src_mask).select(torch.arange(B, device=device).repeat_interleave(K))  # B*K
+    limits = length_limits(src_mask, max_len_a, max_len_b).unsqueeze(1).expand(B, K).float()  # (B, K)
+    scores = torch.full((B, K), float("-inf"), device=device)  # (B, K) total log-probability
+    scores[:, 0] = 0.0  # all K beams start identical; only the first may expand at step one
+    tokens = torch.full((B, K, 1), bos_id, dtype=torch.long, device=device)  # (B, K, t+1)
+    lengths = torch.zeros(B, K, device=device)  # (B, K) tokens generated, EOS included
+    finished = torch.zeros(B, K, dtype=torch.bool, device=device)  # (B, K)
+    alive = torch.arange(B, device=device)  # sentences still searching
+    out: list[list[int]] = [[] for _ in range(B)]
+    for _ in range(int(limits.max())):
+        b = alive.numel()
+        logits, state = model.decoder.step(tokens[:, :, -1].reshape(-1), state)  # (b*K, V)
+        logp = torch.log_softmax(logits.float(), -1).view(b, K, -1)  # (b, K, V)
+        V = logp.size(-1)
+        frozen = torch.full_like(logp, float("-inf"))
+        frozen[..., eos_id] = 0.0
+        logp = torch.where(finished.unsqueeze(-1), frozen, logp)  # finished: only EOS, at no cost
+        scores, flat = (scores.unsqueeze(-1) + logp).view(b, K * V).topk(K, -1)  # (b, K)
+        beam, token = flat // V, flat % V  # (b, K) which prefix each survivor extends, and with what
+        rows = (torch.arange(b, device=device).unsqueeze(1) * K + beam).view(-1)  # (b*K,)
+        state = state.select(rows, same_sources=True)
+        tokens = torch.cat([tokens.view(b * K, -1)[rows].view(b, K, -1), token.unsqueeze(-1)], -1)  # (b, K, t+2)
+        was_finished = finished.gather(1, beam)  # (b, K)
+        lengths = lengths.gather(1, beam) + (~was_finished).float()
+        finished = was_finished | (token == eos_id) | (lengths >= limits)
+
+        final = (scores / length_penalty(lengths, alpha)).masked_fill(~finished, float("-inf"))  # (b, K)
+        best_open = (scores / length_penalty(limits, alpha)).masked_fill(finished, float("-inf"))  # (b, K)
+        done = final.amax(-1) >= best_open.amax(-1)  # (b,)
+        for i in done.nonzero().squeeze(1).tolist():
+            hyp = tokens[i, final[i].argmax(), 1:].tolist()  # without BOS
+            out[int(alive[i])] = hyp[: hyp.index(eos_id)] if eos_id in hyp else hyp
+        if done.all():
+            break
+        if done.any():  # finished sentences leave the batch
+            keep = (~done).nonzero().squeeze(1)  # (b',)
+            state = state.select((keep.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1))
+            alive, scores, tokens, lengths, finished, limits = (
+                x[keep] for x in (alive, scores, tokens, lengths, finished, limits))
+    return out

@@ -1,0 +1,86 @@
+"""The one LightningModule for all three architectures: teacher-forced training with label-smoothed cross-entropy,
+optimizer and schedule from the config, validation BLEU from greedy decoding. It sees the model only through the
+interface of `zoo.models.base`."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics.text import SacreBLEUScore
+
+from zoo.data.vocab import Vocab
+from zoo.decoding import beam_search, greedy_search
+from zoo.models.base import EncoderDecoder
+
+
+def label_smoothed_nll(logits: Tensor, target: Tensor, *, pad_id: int, epsilon: float) -> Tensor:
+    """Cross-entropy against (1 - ε) on the reference token plus ε spread evenly over every class but pad
+    (Szegedy et al. 2016; Vaswani et al. 2017, 5.4), averaged over real target tokens only. In fp32 under autocast."""
+    logp = torch.log_softmax(logits.float(), -1)  # (B, T, V)
+    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    smooth = -(logp.sum(-1) - logp[..., pad_id]) / (logp.size(-1) - 1)  # (B, T) mean over the V-1 real classes
+    real = target != pad_id  # (B, T)
+    return ((1.0 - epsilon) * nll + epsilon * smooth)[real].mean()
+
+
+def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int, factor: float = 1.0) -> LambdaLR:
+    """lrate = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) (Vaswani et al. 2017, eq. 3): linear
+    warm-up, then decay with the inverse square root of the step. Multiplies the optimizer's lr, so set lr 1.0."""
+    def lrate(step: int) -> float:
+        step = max(step, 1)
+        return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+    return LambdaLR(optimizer, lrate)
+
+
+class Seq2SeqModule(L.LightningModule):
+    def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tgt_vocab: Vocab,
+                 label_smoothing: float = 0.1, grad_clip: float | None = None, beam_size: int = 4,
+                 alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10):
+        super().__init__()
+        self.net, self.make_optimizer, self.make_scheduler = net, optimizer, scheduler
+        self.vocab, self.label_smoothing, self.grad_clip = tgt_vocab, label_smoothing, grad_clip
+        self.search = {"bos_id": tgt_vocab.bos_id, "eos_id": tgt_vocab.eos_id, "max_len_a": max_len_a,
+                       "max_len_b": max_len_b}
+        self.beam = {"beam_size": beam_size, "alpha": alpha}
+        self.val_bleu = SacreBLEUScore()
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
+        return label_smoothed_nll(logits, batch["tgt_out"], pad_id=self.vocab.pad_id, epsilon=self.label_smoothing)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0))
+        hyps = self.translate(batch["src"], batch["src_mask"])
+        refs = [[self.vocab.decode(t)] for t in batch["tgt_out"].tolist()]
+        self.val_bleu.update(hyps, refs)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True)
+        self.val_bleu.reset()
+
+    def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
+        """Detokenized translations, by greedy search or (with `beam`) beam search."""
+        if beam:
+            ids = beam_search(self.net, src, src_mask, **self.search, **self.beam)
+        else:
+            ids = greedy_search(self.net, src, src_mask, **self.search)
+        return [self.vocab.decode(h) for h in ids]
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if self.grad_clip:  # from the model's config: the RNNs clip, the Transformer relies on warm-up
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.make_scheduler(optimizer), "interval": "step"}}

@@ -1,0 +1,109 @@
+"""One run: data, model, module and trainer from the config; training; evaluation of the test splits by greedy and
+beam search; `results.json`, a summary table and sample translations."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from zoo.data.datamodule import TranslationDataModule
+from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, peak_memory_mb
+from zoo.module import Seq2SeqModule
+
+TEST_SPLITS = ("test", "test_long")
+
+
+def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
+                    beam: bool) -> tuple[list[str], float]:
+    """Translations of `split` in its original order, and the generated tokens (EOS included) per second."""
+    hyps: list[str] = [""] * len(dm.examples[split])
+    module.eval()
+    start = time.perf_counter()
+    with trainer.precision_plugin.forward_context():
+        for batch in dm.loader(split):
+            out = module.translate(batch["src"].to(module.device), batch["src_mask"].to(module.device), beam=beam)
+            for i, h in zip(batch["index"].tolist(), out):
+                hyps[i] = h
+    seconds = time.perf_counter() - start
+    generated = sum(len(h.split()) + 1 for h in hyps)
+    return hyps, generated / seconds
+
+
+def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
+    results, speed = {}, {"greedy": [], "beam": []}
+    for split in TEST_SPLITS:
+        srcs, refs = zip(*dm.texts[split])
+        greedy, greedy_tps = translate_split(module, dm, trainer, split, beam=False)
+        beam, beam_tps = translate_split(module, dm, trainer, split, beam=True)
+        speed["greedy"].append(greedy_tps), speed["beam"].append(beam_tps)
+        results[split] = {
+            **corpus_scores(beam, list(refs)),
+            "greedy_bleu": corpus_scores(greedy, list(refs))["bleu"],
+            "by_src_len": bleu_by_length([len(s.split()) for s in srcs], beam, list(refs), bucket_width),
+            "samples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in zip(srcs, refs, beam)],
+        }
+    decode = {f"{k}_tokens_per_s": sum(v) / len(v) for k, v in speed.items()}
+    return {**results, "decode": decode}
+
+
+def print_summary(results: dict, n_samples: int) -> None:
+    print(f"\n{results['model']} on {results['data']}: {results['params']:,} parameters, "
+          f"{results['train']['steps']} steps in {results['train']['wall_s']:.0f} s, "
+          f"{results['train']['tokens_per_s']:,.0f} train tokens/s, peak memory {results['memory']['peak_mb']:.0f} MB")
+    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'chrF':>6} {'exact':>6}   BLEU by source length")
+    for split in TEST_SPLITS:
+        r = results[split]
+        by_len = "  ".join(f"{b['lo']}-{b['hi']}:{b['bleu']:.0f}" for b in r["by_src_len"])
+        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy_bleu']:>7.1f} {r['chrf']:>6.1f} "
+              f"{r['exact_match']:>6.1f}   {by_len}")
+    print(f"decoding: greedy {results['decode']['greedy_tokens_per_s']:,.0f} tokens/s, "
+          f"beam {results['decode']['beam_tokens_per_s']:,.0f} tokens/s   ({results['test']['signature']})")
+    samples = sorted(results["test"]["samples"], key=lambda s: len(s["source"].split()))
+    for s in samples[:: max(1, len(samples) // n_samples)][:n_samples]:
+        print(f"\n  source:     {s['source']}\n  reference:  {s['reference']}\n  hypothesis: {s['hypothesis']}")
+    print()
+
+
+def train(cfg: DictConfig) -> Path:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    results_path = out_dir / "results.json"
+    if results_path.exists():
+        raise FileExistsError(f"{results_path} already exists; choose another hydra.run.dir")
+    L.seed_everything(cfg.seed, workers=True)
+
+    dm: TranslationDataModule = instantiate(cfg.data)
+    dm.setup()
+    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(dm.tgt_vocab),
+                                     pad_id=dm.tgt_vocab.pad_id)
+    module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
+                           scheduler=instantiate(cfg.model.scheduler), tgt_vocab=dm.tgt_vocab,
+                           label_smoothing=cfg.model.label_smoothing, grad_clip=cfg.model.grad_clip, **cfg.decode)
+    clock = TrainClock()
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=[clock])
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    wall_s = time.perf_counter() - start
+    evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
+
+    choices = HydraConfig.get().runtime.choices
+    results = {
+        "model": choices["model"], "data": choices["data"],
+        "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "seed": cfg.seed, "device": str(module.device), "precision": str(trainer.precision),
+        **{split: evaluation[split] for split in TEST_SPLITS},
+        "train": {"wall_s": wall_s, "steps": trainer.global_step, "tokens_per_s": clock.tokens_per_s,
+                  "tokens": clock.tokens, "val_bleu": float(trainer.callback_metrics.get("val/bleu", float("nan")))},
+        "decode": evaluation["decode"],
+        "memory": {"peak_mb": peak_memory_mb(module.device)},
+    }
+    print_summary(results, cfg.n_samples)
+    with open(results_path, "x") as f:  # "x": never overwrite
+        json.dump(results, f, indent=1)
+    return results_path
