@@ -12,7 +12,10 @@ It behaves like translation in the ways that matter for the three architectures:
   so every length bucket is equally represented; `test_long` holds lengths in (max_len, 2 * max_len], beyond
   anything seen in training.
 
-Example (seed 0):  the kobu ralen fimada a nesi   ->   la dak-e muron une tolo fevan
+Two test pairs of seed 0 (the verb moves to the end of its clause, adjectives follow the noun and agree with it):
+
+    we tesubu the vukani fidu so we nite   ->   nous la dinwanhen jenwo dermo donc nous cewen
+    no kogi penu every gave sasi lunema    ->   nulle lynmer chaque qorholy morhur-e hanwen qilu
 """
 from __future__ import annotations
 
