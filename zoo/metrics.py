@@ -1,6 +1,7 @@
-"""Scores on detokenized text with the `sacrebleu` package, the reference implementation: BLEU with its
-signature, chrF, exact match, and BLEU by source-length bucket. (Validation logs torchmetrics' SacreBLEUScore,
-which does not smooth zero n-gram counts; the test figures here do, with sacrebleu's default 'exp' smoothing.)"""
+"""What a run measures. Scores on detokenized text with the `sacrebleu` package, the reference implementation:
+BLEU with its signature, chrF, exact match, and BLEU by source-length bucket. (Validation logs torchmetrics'
+SacreBLEUScore, which does not smooth zero n-gram counts; the test figures here do, with sacrebleu's default 'exp'
+smoothing.) Training throughput in real tokens per second, and peak memory."""
 from __future__ import annotations
 
 import resource

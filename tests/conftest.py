@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from zoo.models import AttentionEncoderDecoder, GRUEncoderDecoder, Transformer
+
+PAD, BOS, EOS = 0, 1, 2
+SRC_V, TGT_V = 23, 29
+
+SMALL = {
+    "gru": (GRUEncoderDecoder, {"emb_dim": 16, "hidden": 24, "context": 20, "maxout_dim": 12}),
+    "attention": (AttentionEncoderDecoder, {"emb_dim": 16, "enc_hidden": 12, "hidden": 24, "attn_dim": 10,
+                                            "maxout_dim": 12}),
+    "transformer": (Transformer, {"d_model": 16, "n_heads": 4, "d_ff": 32, "n_encoder_layers": 2,
+                                  "n_decoder_layers": 2}),
+}
+
+
+def make(arch: str, **kwargs):
+    """A small instance of `arch`; every interface test runs on each architecture."""
+    cls, small = SMALL[arch]
+    return cls(**{**small, **kwargs})
+
+
+@pytest.fixture(params=list(SMALL))
+def arch(request) -> str:
+    return request.param
+
+
+def build(arch: str, **overrides):
+    torch.manual_seed(0)
+    kwargs = {"src_vocab_size": SRC_V, "tgt_vocab_size": TGT_V, "pad_id": PAD, "dropout": 0.0, **overrides}
+    return make(arch, **kwargs)
+
+
+@pytest.fixture
+def model(arch):
+    return build(arch).eval()
+
+
+def random_batch(B: int = 3, S: int = 7, T: int = 6, seed: int = 1):
+    """Source rows of different lengths (row 1 is padded), targets of real tokens starting with BOS."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, SRC_V, (B, S), generator=g)  # (B, S)
+    src_mask = torch.ones(B, S, dtype=torch.bool)
+    src_mask[1, S - 3:] = False
+    src[~src_mask] = PAD
+    tgt_in = torch.randint(4, TGT_V, (B, T), generator=g)  # (B, T)
+    tgt_in[:, 0] = BOS
+    return src, src_mask, tgt_in

@@ -1,0 +1,134 @@
+"""Every architecture through the same tests of the interface in zoo.models.base."""
+import itertools
+
+import pytest
+import torch
+
+from tests.conftest import BOS, EOS, PAD, TGT_V, build, random_batch
+from zoo.decoding import beam_search, greedy_search
+
+
+def test_shapes(model):
+    src, src_mask, tgt_in = random_batch(B=3, S=7, T=6)
+    assert model(src, src_mask, tgt_in).shape == (3, 6, TGT_V)
+    logits, state = model.decoder.step(tgt_in[:, 0], model.init_state(src, src_mask))
+    assert logits.shape == (3, TGT_V)
+
+
+def test_causality(model):
+    """Changing target tokens after position t leaves the logits at positions <= t unchanged."""
+    src, src_mask, tgt_in = random_batch()
+    t = 2
+    changed = tgt_in.clone()
+    changed[:, t + 1:] = torch.randint(4, TGT_V, changed[:, t + 1:].shape)
+    assert not torch.equal(changed, tgt_in)
+    a, b = model(src, src_mask, tgt_in), model(src, src_mask, changed)
+    torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1])
+    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])
+
+
+def test_padding_invariance(model):
+    """Extra source padding changes nothing."""
+    src, src_mask, tgt_in = random_batch()
+    padded = torch.cat([src, torch.full((3, 5), PAD)], 1)
+    padded_mask = torch.cat([src_mask, torch.zeros(3, 5, dtype=torch.bool)], 1)
+    torch.testing.assert_close(model(src, src_mask, tgt_in), model(padded, padded_mask, tgt_in))
+
+
+def test_padding_is_ignored_within_the_batch(model):
+    """A row's output does not depend on the other rows, nor on what token id sits under its padding."""
+    src, src_mask, tgt_in = random_batch()
+    alone = model(src[1:2, : int(src_mask[1].sum())], src_mask[1:2, : int(src_mask[1].sum())], tgt_in[1:2])
+    garbage = src.clone()
+    garbage[~src_mask] = 5  # not the pad id: only the mask may say what is padding
+    torch.testing.assert_close(model(garbage, src_mask, tgt_in)[1:2], alone)
+
+
+def test_step_by_step_equals_teacher_forcing(model):
+    """Decoding one token at a time through `step` (the KV cache, for the Transformer) gives the teacher-forced
+    logits."""
+    src, src_mask, tgt_in = random_batch(T=8)
+    full = model(src, src_mask, tgt_in)  # (B, T, V)
+    state, steps = model.init_state(src, src_mask), []
+    for t in range(tgt_in.size(1)):
+        logits, state = model.decoder.step(tgt_in[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_state_select_reorders_rows(model):
+    src, src_mask, tgt_in = random_batch()
+    state = model.init_state(src, src_mask)
+    _, state = model.decoder.step(tgt_in[:, 0], state)
+    order = torch.tensor([2, 0, 1])
+    a, _ = model.decoder.step(tgt_in[order, 1], state.select(order))
+    b, _ = model.decoder.step(tgt_in[:, 1], state)
+    torch.testing.assert_close(a, b[order])
+
+
+def test_beam_of_one_is_greedy(arch):
+    model = build(arch).eval()
+    src, src_mask, _ = random_batch(B=4)
+    kw = {"bos_id": BOS, "eos_id": EOS, "max_len_a": 1.0, "max_len_b": 3}
+    greedy = greedy_search(model, src, src_mask, **kw)
+    assert greedy == beam_search(model, src, src_mask, beam_size=1, alpha=0.6, **kw)
+    assert all(len(h) <= int(n) + 3 for h, n in zip(greedy, src_mask.sum(1)))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_wide_beam_search_is_exhaustive_search(arch, alpha):
+    """With a beam wider than the number of hypotheses nothing is pruned, so beam search must return the best
+    length-penalised hypothesis of all, found here by scoring every possible output with teacher forcing."""
+    V, limit = 5, 3  # tokens 0..4 (3, 4 are words), outputs of at most 3 tokens
+    model = build(arch, tgt_vocab_size=V).eval()
+    src, src_mask, _ = random_batch(B=2)
+    found = beam_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, beam_size=V**limit, alpha=alpha,
+                        max_len_a=0.0, max_len_b=limit)
+    words = [t for t in range(V) if t != EOS]
+    outputs = [[*p, EOS] for n in range(limit) for p in itertools.product(words, repeat=n)]
+    outputs += [list(p) for p in itertools.product(words, repeat=limit)]  # cut off at the limit
+    for row in range(2):
+        @torch.no_grad()
+        def score(out):
+            tgt = torch.tensor([[BOS, *out[:-1]]])
+            logp = torch.log_softmax(model(src[row:row + 1], src_mask[row:row + 1], tgt)[0], -1)  # (T, V)
+            return float(logp[torch.arange(len(out)), out].sum()) / ((5 + len(out)) / 6) ** alpha
+        best = max(outputs, key=score)
+        assert found[row] == [t for t in best if t != EOS]
+
+
+def test_attention_weights_are_a_distribution_over_real_tokens():
+    model = build("attention").eval()
+    src, src_mask, tgt_in = random_batch()
+    alpha = model.alignment(src, src_mask, tgt_in)  # (B, T, S)
+    assert alpha.shape == (3, tgt_in.size(1), src.size(1))
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, tgt_in.size(1)))
+    assert (alpha[1, :, ~src_mask[1]] == 0).all()
+
+
+@pytest.mark.parametrize("arch,bad,message", [
+    ("transformer", {"d_model": 30, "n_heads": 4}, r"d_model \(30\) must be divisible by n_heads \(4\)"),
+    ("transformer", {"positions": "rotary"}, r"positions \('rotary'\)"),
+    ("transformer", {"n_encoder_layers": 0}, r"n_encoder_layers \(0\) must be > 0"),
+    ("gru", {"hidden": -1}, r"hidden \(-1\) must be > 0"),
+    ("attention", {"dropout": 1.5}, r"dropout \(1.5\)"),
+])
+def test_constructor_arguments_are_checked(arch, bad, message):
+    with pytest.raises(ValueError, match=message):
+        build(arch, **bad)
+
+
+def test_transformer_options_build_and_keep_the_interface():
+    src, src_mask, tgt_in = random_batch()
+    for options in ({"pre_norm": True}, {"positions": "learned"}, {"tie_embeddings": True}):
+        model = build("transformer", **options).eval()
+        assert model(src, src_mask, tgt_in).shape == (3, tgt_in.size(1), TGT_V)
+    tied = build("transformer", tie_embeddings=True)
+    assert tied.decoder.out.weight is tied.decoder.embed.tokens.weight
+
+
+def test_transformer_embeddings_start_small():
+    """Token embeddings ~ N(0, D^-1/2): scaled by √D they are unit-sized, like the positional encoding."""
+    model = build("transformer", d_model=64, n_heads=4)
+    std = model.encoder.embed.tokens.weight[1:].std().item()
+    assert abs(std - 64**-0.5) < 0.03

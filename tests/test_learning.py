@@ -1,0 +1,32 @@
+"""Each architecture, trained with the real loss, overfits a tiny fixed set of the embedded task to exact match."""
+import pytest
+import torch
+
+from tests.conftest import SMALL, make
+from zoo.data.datamodule import TranslationDataModule
+from zoo.data.toy import ToyTranslation
+from zoo.decoding import greedy_search
+from zoo.module import label_smoothed_nll
+
+
+@pytest.mark.parametrize("arch", list(SMALL))
+def test_overfits_a_tiny_set(arch):
+    dm = TranslationDataModule(ToyTranslation(n_train=12, n_val=1, n_test=1, n_test_long=1, min_len=3, max_len=6,
+                                              n_nouns=8, n_adjectives=4, n_verbs=6, n_adverbs=2), max_tokens=10_000)
+    dm.setup()
+    batch = next(iter(dm.loader("train")))  # all 12 pairs in one batch
+    v = dm.tgt_vocab
+    torch.manual_seed(0)
+    model = make(arch, src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(v), pad_id=v.pad_id,
+                                dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
+        loss = label_smoothed_nll(logits, batch["tgt_out"], pad_id=v.pad_id, epsilon=0.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    hyps = greedy_search(model, batch["src"], batch["src_mask"], bos_id=v.bos_id, eos_id=v.eos_id)
+    refs = [[t for t in row if t not in (v.pad_id, v.eos_id)] for row in batch["tgt_out"].tolist()]
+    assert hyps == refs

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import sacrebleu
+import torch
+import torch.nn.functional as F
+from torchmetrics.text import SacreBLEUScore
+
+from zoo.metrics import bleu_by_length, corpus_scores
+from zoo.module import label_smoothed_nll, noam_schedule
+
+HYPS = ["the cat sat on the mat", "a dog ran", "it is raining today in paris", "hello world"]
+REFS = ["the cat sat on a mat", "a dog ran", "it rains today in paris", "goodbye world"]
+
+
+def test_corpus_scores_equal_sacrebleu():
+    scores = corpus_scores(HYPS, REFS)
+    assert scores["bleu"] == sacrebleu.corpus_bleu(HYPS, [REFS]).score
+    assert scores["chrf"] == sacrebleu.corpus_chrf(HYPS, [REFS]).score
+    assert scores["exact_match"] == 25.0
+    assert scores["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert scores["n"] == 4
+
+
+def test_torchmetrics_validation_bleu_agrees_when_nothing_needs_smoothing():
+    hyps, refs = HYPS[:3], REFS[:3]  # every n-gram order has a match: smoothing plays no part
+    metric = SacreBLEUScore()
+    metric.update(hyps, [[r] for r in refs])
+    assert 100 * metric.compute().item() == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-3)
+
+
+def test_bleu_by_length_scores_each_bucket_alone():
+    src_lens = [3, 25, 12, 14]
+    buckets = bleu_by_length(src_lens, HYPS, REFS, width=10)
+    assert [(b["lo"], b["hi"], b["n"]) for b in buckets] == [(1, 10, 1), (11, 20, 2), (21, 30, 1)]
+    assert buckets[1]["bleu"] == sacrebleu.corpus_bleu([HYPS[2], HYPS[3]], [[REFS[2], REFS[3]]]).score
+
+
+def test_mismatched_lengths_are_an_error():
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        corpus_scores(["a", "b"], ["a"])
+
+
+def test_label_smoothing_zero_is_cross_entropy_over_real_tokens():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 5, 7), torch.randint(1, 7, (2, 5))
+    target[0, 3:] = 0  # padding
+    expected = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
+    torch.testing.assert_close(label_smoothed_nll(logits, target, pad_id=0, epsilon=0.0), expected)
+
+
+def test_label_smoothing_puts_no_mass_on_pad():
+    """The smoothed target is (1-ε) on the reference plus ε/(V-1) on every class but pad: the loss is minimised by
+    exactly that distribution, so its gradient there is zero, pad logit included."""
+    V, eps, pad, ref = 6, 0.1, 0, 3
+    q = torch.full((V,), eps / (V - 1))
+    q[pad], q[ref] = 0.0, 1 - eps + eps / (V - 1)
+    logits = torch.log(q.clamp_min(1e-30)).view(1, 1, V).requires_grad_()
+    label_smoothed_nll(logits, torch.tensor([[ref]]), pad_id=pad, epsilon=eps).backward()
+    assert logits.grad.abs().max() < 1e-6
+
+
+def test_noam_schedule_peaks_at_warmup():
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = noam_schedule(opt, d_model=512, warmup=4000)
+    rates = [sched.lr_lambdas[0](step) for step in (1, 2000, 4000, 16000)]
+    assert rates[0] == pytest.approx(512**-0.5 * 4000**-1.5)
+    assert rates[1] < rates[2] and rates[3] == pytest.approx(rates[2] / 2)
+    assert rates[2] == pytest.approx(512**-0.5 / math.sqrt(4000))

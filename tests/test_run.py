@@ -1,0 +1,96 @@
+"""The real config tree, composed and instantiated; run.py end to end on a tiny budget for every model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (ROOT / "conf/trainer").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_instantiates_its_constructor(model, tmp_path):
+    cfg = compose_config(f"model={model}", "experiment=smoke")
+    dm = instantiate(cfg.data)
+    dm.setup()
+    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(dm.tgt_vocab),
+                                     pad_id=dm.tgt_vocab.pad_id)
+    optimizer = instantiate(cfg.model.optimizer)(net.parameters())
+    if cfg.model.scheduler is not None:
+        instantiate(cfg.model.scheduler)(optimizer)
+    batch = next(iter(dm.train_dataloader()))
+    assert net(batch["src"], batch["src_mask"], batch["tgt_in"]).shape[-1] == len(dm.tgt_vocab)
+
+
+@pytest.mark.parametrize("trainer", [t for t in TRAINERS if t != "gpu"])
+def test_every_trainer_and_logger_config_instantiates(trainer, tmp_path):
+    cfg = compose_config(f"trainer={trainer}", f"trainer.default_root_dir={tmp_path}",
+                         f"logger.save_dir={tmp_path}")
+    instantiate(cfg.trainer, logger=instantiate(cfg.logger))
+
+
+def test_gpu_trainer_config_composes():
+    cfg = compose_config("trainer=gpu")
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment):
+    assert compose_config(f"experiment={experiment}").model.net._target_
+
+
+def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run.py", *overrides, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_run_py_end_to_end_writes_results(model, tmp_path):
+    proc = run(tmp_path, f"model={model}", "experiment=smoke")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == f"results: {tmp_path / 'results.json'}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == model and results["data"] == "toy" and results["seed"] == 0
+    assert results["params"] > 0 and results["device"] == "cpu"
+    for split in ("test", "test_long"):
+        r = results[split]
+        assert 0 <= r["bleu"] <= 100 and 0 <= r["chrf"] <= 100 and 0 <= r["exact_match"] <= 100
+        assert r["signature"].startswith("nrefs:1") and r["n"] == (40 if split == "test" else 20)
+        assert sum(b["n"] for b in r["by_src_len"]) == r["n"]
+        assert all(b["lo"] <= b["hi"] for b in r["by_src_len"])
+    assert results["train"]["steps"] == 6 and results["train"]["tokens_per_s"] > 0
+    assert results["train"]["wall_s"] > 0
+    assert results["decode"]["greedy_tokens_per_s"] > 0 and results["decode"]["beam_tokens_per_s"] > 0
+    assert results["memory"]["peak_mb"] > 0
+    assert "hypothesis:" in proc.stdout  # sample translations are printed
+
+
+@pytest.mark.slow
+def test_a_run_never_overwrites_an_earlier_one(tmp_path):
+    (tmp_path / "results.json").write_text("{}")
+    proc = run(tmp_path, "experiment=smoke")
+    assert proc.returncode != 0
+    assert "results.json already exists" in proc.stderr
+    assert (tmp_path / "results.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_model_into_its_own_directory(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "-m", "model=gru,transformer", "experiment=smoke",
+                           f"hydra.sweep.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(tmp_path.glob("*/results.json"))
+    assert [json.loads(p.read_text())["model"] for p in results] == ["gru", "transformer"]
