@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.text import SacreBLEUScore
 
-from zoo.metrics import bleu_by_length, corpus_scores
+from zoo.data.batching import collate
+from zoo.data.vocab import Vocab
+from zoo.metrics import TrainClock, bleu_by_length, corpus_scores
 from zoo.module import label_smoothed_nll, noam_schedule
 
 HYPS = ["the cat sat on the mat", "a dog ran", "it is raining today in paris", "hello world"]
@@ -60,10 +62,26 @@ def test_label_smoothing_puts_no_mass_on_pad():
     assert logits.grad.abs().max() < 1e-6
 
 
-def test_noam_schedule_peaks_at_warmup():
+def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
     sched = noam_schedule(opt, d_model=512, warmup=4000)
-    rates = [sched.lr_lambdas[0](step) for step in (1, 2000, 4000, 16000)]
-    assert rates[0] == pytest.approx(512**-0.5 * 4000**-1.5)
-    assert rates[1] < rates[2] and rates[3] == pytest.approx(rates[2] / 2)
-    assert rates[2] == pytest.approx(512**-0.5 / math.sqrt(4000))
+    rates = {}
+    for step in range(1, 16001):  # the rate in force for the step-th optimizer update
+        rates[step] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    assert rates[1] == pytest.approx(512**-0.5 * 4000**-1.5)
+    assert rates[4000] == pytest.approx(512**-0.5 / math.sqrt(4000)) == max(rates.values())
+    assert rates[2000] == pytest.approx(rates[4000] / 2) and rates[16000] == pytest.approx(rates[4000] / 2)
+
+
+def test_train_clock_counts_real_tokens_only():
+    class Module:
+        vocab = Vocab(["a"])
+
+    clock = TrainClock()
+    clock.on_train_epoch_start(None, Module)
+    batch = collate([(0, [5, 6, 7], [8]), (1, [5], [8, 9, 10])], pad_id=0, bos_id=1, eos_id=2)
+    clock.on_train_batch_end(None, Module, None, batch, 0)
+    assert clock.tokens == 3 + 1 + (1 + 1) + (3 + 1)  # sources, plus targets with their EOS; no padding
+    assert clock.steps == 1 and clock.tokens_per_s > 0

@@ -30,18 +30,17 @@ def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int
     """lrate = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) (Vaswani et al. 2017, eq. 3): linear
     warm-up, then decay with the inverse square root of the step. Multiplies the optimizer's lr, so set lr 1.0."""
     def lrate(step: int) -> float:
-        step = max(step, 1)
         return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
-    return LambdaLR(optimizer, lrate)
+    return LambdaLR(optimizer, lambda done: lrate(done + 1))  # LambdaLR counts updates done, from 0
 
 
 class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tgt_vocab: Vocab,
-                 label_smoothing: float = 0.1, grad_clip: float | None = None, beam_size: int = 4,
+                 label_smoothing: float = 0.1, beam_size: int = 4,
                  alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10):
         super().__init__()
         self.net, self.make_optimizer, self.make_scheduler = net, optimizer, scheduler
-        self.vocab, self.label_smoothing, self.grad_clip = tgt_vocab, label_smoothing, grad_clip
+        self.vocab, self.label_smoothing = tgt_vocab, label_smoothing
         self.search = {"bos_id": tgt_vocab.bos_id, "eos_id": tgt_vocab.eos_id, "max_len_a": max_len_a,
                        "max_len_b": max_len_b}
         self.beam = {"beam_size": beam_size, "alpha": alpha}
@@ -66,17 +65,15 @@ class Seq2SeqModule(L.LightningModule):
         self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True)
         self.val_bleu.reset()
 
-    def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
-        """Detokenized translations, by greedy search or (with `beam`) beam search."""
+    def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[list[int]]:
+        """Token ids of the translations (no BOS, no EOS), by greedy search or (with `beam`) beam search."""
         if beam:
-            ids = beam_search(self.net, src, src_mask, **self.search, **self.beam)
-        else:
-            ids = greedy_search(self.net, src, src_mask, **self.search)
-        return [self.vocab.decode(h) for h in ids]
+            return beam_search(self.net, src, src_mask, **self.search, **self.beam)
+        return greedy_search(self.net, src, src_mask, **self.search)
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        if self.grad_clip:  # from the model's config: the RNNs clip, the Transformer relies on warm-up
-            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+    def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
+        """Detokenized translations."""
+        return [self.vocab.decode(h) for h in self.generate(src, src_mask, beam)]
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())

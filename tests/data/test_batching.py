@@ -2,6 +2,7 @@ import random
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
 from zoo.data.vocab import Vocab
@@ -17,13 +18,15 @@ def test_batches_stay_within_the_token_budget():
 
 
 def test_every_example_once_per_epoch_in_a_new_order():
+    """Through a real DataLoader, as Lightning iterates it: each pass is a new epoch with new batches."""
     sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=500, shuffle=True, seed=3)
-    epoch0 = [i for b in sampler for i in b]
-    sampler.set_epoch(1)
-    epoch1 = [i for b in sampler for i in b]
+    loader = DataLoader(list(range(len(LENGTHS))), batch_sampler=sampler, collate_fn=list)
+    epoch0, epoch1 = ([i for b in loader for i in b] for _ in range(2))
     assert sorted(epoch0) == sorted(epoch1) == list(range(len(LENGTHS)))
     assert epoch0 != epoch1
     assert abs(len(sampler) - sum(1 for _ in sampler)) <= 2
+    sampler.set_epoch(0)  # an explicit epoch replays that epoch's batches
+    assert [i for b in loader for i in b] == epoch0
 
 
 def test_sorted_pools_leave_little_padding():

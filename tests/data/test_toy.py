@@ -32,7 +32,8 @@ def test_held_out_sources_never_appear_in_training(splits):
     train = {s for s, _ in splits["train"]}
     for split in ("val", "test", "test_long"):
         assert not train & {s for s, _ in splits[split]}
-    assert len({s for s, _ in splits["test"]}) == len(splits["test"])
+    held_out = [s for split in ("val", "test", "test_long") for s, _ in splits[split]]
+    assert len(set(held_out)) == len(held_out)
 
 
 def test_vocabulary_is_sizeable(splits):

@@ -15,8 +15,9 @@ class TokenBudgetBatchSampler:
     target); it stays within `max_tokens` (a single longer example gets a batch of its own).
 
     With `shuffle`, examples are shuffled, cut into pools of `pool_size`, sorted by length inside each pool,
-    and the batches themselves shuffled: different batches each epoch (`set_epoch`, called by Lightning), yet
-    little padding. Without it, batches come in length order, for evaluation."""
+    and the batches themselves shuffled: different batches each epoch, yet little padding. Each pass over the
+    sampler is the next epoch (Lightning calls `set_epoch` on samplers, not on batch samplers); `set_epoch` sets
+    it explicitly. Without `shuffle`, batches come in length order, for evaluation."""
 
     def __init__(self, lengths: Sequence[tuple[int, int]], *, max_tokens: int, shuffle: bool, seed: int = 0,
                  pool_size: int = 10_000):
@@ -34,8 +35,9 @@ class TokenBudgetBatchSampler:
 
     def _make_batches(self, order: list[int], rng: random.Random) -> list[list[int]]:
         pools = [order[i:i + self.pool_size] for i in range(0, len(order), self.pool_size)]
-        batches, batch, src_max, tgt_max = [], [], 0, 0
+        batches = []
         for pool in pools:
+            batch, src_max, tgt_max = [], 0, 0
             for i in sorted(pool, key=lambda i: self.lengths[i]):
                 s, t = self.lengths[i]
                 new_src, new_tgt = max(src_max, s), max(tgt_max, t)
@@ -44,7 +46,6 @@ class TokenBudgetBatchSampler:
                     batch, new_src, new_tgt = [], s, t
                 batch.append(i)
                 src_max, tgt_max = new_src, new_tgt
-        if batch:
             batches.append(batch)
         if self.shuffle:
             rng.shuffle(batches)
@@ -54,6 +55,7 @@ class TokenBudgetBatchSampler:
         if self._batches is not None:
             return iter(self._batches)
         rng = random.Random(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
         return iter(self._make_batches(order, rng))

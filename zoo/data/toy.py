@@ -49,7 +49,8 @@ def make_lexicon(rng: random.Random, n_nouns: int, n_adjectives: int, n_verbs: i
         while len(out) < n:
             w = "".join(rng.choice(syllables) for _ in range(rng.choice((2, 2, 3))))
             if w not in used:
-                used.add(w), out.append(w)
+                used.add(w)
+                out.append(w)
         return out
 
     def pairs(n: int) -> dict[str, str]:
@@ -150,7 +151,7 @@ class ToyTranslation:
     def splits(self) -> dict[str, list[Pair]]:
         lexicon = make_lexicon(random.Random(f"lexicon-{self.seed}"), self.n_nouns, self.n_adjectives,
                                self.n_verbs, self.n_adverbs)
-        seen: set[str] = set()  # sources already drawn for a held-out split
+        seen: set[str] = set()  # sources drawn for the held-out splits (drawn first)
 
         def draw(split: str, n: int, lo: int, hi: int) -> list[Pair]:
             rng = random.Random(f"{split}-{self.seed}")
@@ -160,7 +161,8 @@ class ToyTranslation:
                 line = " ".join(src)
                 if len(src) >= lo and line not in seen:
                     out.append((line, " ".join(tgt)))
-            seen.update(s for s, _ in out)
+                    if split != "train":  # held-out sources are unique and never seen in training
+                        seen.add(line)
             return out
 
         held_out = {"val": draw("val", self.n_val, self.min_len, self.max_len),

@@ -79,7 +79,9 @@ class AttentionDecoder(Decoder):
         for i in range(tgt_in.size(1)):
             c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, 2H), (B, S)
             s = self.cell(torch.cat([e[:, i], c], -1), s)  # (B, Hd)
-            states.append(s), contexts.append(c), alphas.append(alpha)
+            states.append(s)
+            contexts.append(c)
+            alphas.append(alpha)
         logits = self.output(torch.stack(states, 1), e, torch.stack(contexts, 1))  # (B, T, V)
         return (logits, torch.stack(alphas, 1)) if return_alignment else logits
 
@@ -90,7 +92,7 @@ class AttentionDecoder(Decoder):
         return self.output(s, e, c), state.updated(hidden=s)  # (B, V)
 
     def output(self, s: Tensor, e: Tensor, c: Tensor) -> Tensor:
-        t = maxout(self.deep_out(self.dropout(torch.cat([s, e, c], -1))))  # (..., maxout_dim)
+        t = maxout(self.deep_out(torch.cat([self.dropout(s), e, c], -1)))  # (..., maxout_dim); e had its dropout
         return self.out(self.dropout(t))  # (..., V)
 
 

@@ -41,8 +41,8 @@ class State:
         return self.step[name] if name in self.step else self.source[name]
 
     def updated(self, **step: Tensor | list[Tensor]) -> State:
-        """The same source with new step tensors."""
-        return State(self.source, step)
+        """The same source, with the named step tensors replaced."""
+        return State(self.source, {**self.step, **step})
 
 
 def _select(value: Tensor | list[Tensor], index: Tensor) -> Tensor | list[Tensor]:

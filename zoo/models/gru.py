@@ -52,9 +52,8 @@ class ContextDecoder(Decoder):
 
     def init_state(self, enc_out: Tensor, src_mask: Tensor) -> State:
         c = enc_out  # (B, C)
-        s0 = torch.tanh(self.init_hidden(c))  # (B, layers * H)
-        s0 = s0.view(-1, self.n_layers, self.hidden).transpose(0, 1).contiguous()  # (layers, B, H)
-        return State(source={"context": c}, step={"hidden": s0.transpose(0, 1)})  # hidden batch-first (B, layers, H)
+        s0 = torch.tanh(self.init_hidden(c)).view(-1, self.n_layers, self.hidden)  # (B, layers, H), batch-first
+        return State(source={"context": c}, step={"hidden": s0})
 
     def forward(self, tgt_in: Tensor, state: State) -> Tensor:
         c = state["context"]  # (B, C)
@@ -71,7 +70,7 @@ class ContextDecoder(Decoder):
         return logits, state.updated(hidden=h.transpose(0, 1))
 
     def output(self, s: Tensor, e: Tensor, c: Tensor) -> Tensor:
-        t = maxout(self.deep_out(self.dropout(torch.cat([s, e, c], -1))))  # (B, T, maxout_dim)
+        t = maxout(self.deep_out(torch.cat([self.dropout(s), e, c], -1)))  # (B, T, maxout_dim); e had its dropout
         return self.out(self.dropout(t))  # (B, T, V)
 
 

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.models.base import Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive
+from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
+                             normal_embedding)
 
 
 def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
@@ -39,8 +40,7 @@ class Embedding(nn.Module):
         super().__init__()
         if positions not in ("sinusoidal", "learned"):
             raise ValueError(f"positions ({positions!r}) must be 'sinusoidal' or 'learned'")
-        self.tokens = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-        nn.init.normal_(self.tokens.weight, std=d_model**-0.5)
+        self.tokens = normal_embedding(vocab_size, d_model, pad_id)  # std D^-0.5, pad row zero
         if positions == "learned":
             self.positions = nn.Parameter(torch.randn(max_positions, d_model) * d_model**-0.5)  # (P, D)
         else:
@@ -56,7 +56,7 @@ class Embedding(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float):
         super().__init__()
         self.h, self.dropout = n_heads, dropout
         self.W_Q, self.W_K, self.W_V, self.W_O = (nn.Linear(d_model, d_model) for _ in range(4))
@@ -78,14 +78,14 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
+    def __init__(self, *, d_model: int, d_ff: int, dropout: float):
         super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
 
 
 class Residual(nn.Module):
     """LayerNorm(x + Dropout(f(x))) when post-LN (the paper), x + Dropout(f(LayerNorm(x))) when pre-LN."""
 
-    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+    def __init__(self, *, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
         self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
 
@@ -96,10 +96,11 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.self_attn, self.ffn = MultiHeadAttention(d_model, n_heads, dropout), FeedForward(d_model, d_ff, dropout)
-        self.res_attn, self.res_ffn = Residual(d_model, dropout, pre_norm), Residual(d_model, dropout, pre_norm)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
+        self.res_attn, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm) for _ in range(2))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = self.res_attn(x, lambda y: self.self_attn(y, *self.self_attn.keys_values(y), mask))  # (B, S, D)
@@ -107,11 +108,13 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.self_attn, self.cross_attn = (MultiHeadAttention(d_model, n_heads, dropout) for _ in range(2))
-        self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.res_self, self.res_cross, self.res_ffn = (Residual(d_model, dropout, pre_norm) for _ in range(3))
+        self.self_attn, self.cross_attn = (MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+                                           for _ in range(2))
+        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
+        self.res_self, self.res_cross, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm)
+                                                       for _ in range(3))
 
     def forward(self, x: Tensor, cache: tuple[Tensor, Tensor], memory: tuple[Tensor, Tensor], src_mask: Tensor):
         """x (B, T, D) follows the positions already in `cache` (keys, values (B, H, t, D/H)); returns the new x and
@@ -161,7 +164,8 @@ class TransformerDecoder(Decoder):
         for i, layer in enumerate(self.layers):
             x, (k, v) = layer(x, (state["self_k"][i], state["self_v"][i]),
                               (state["mem_k"][i], state["mem_v"][i]), state["src_mask"])  # (B, T, D)
-            self_k.append(k), self_v.append(v)
+            self_k.append(k)
+            self_v.append(v)
         return self.out(self.final_norm(x)), state.updated(self_k=self_k, self_v=self_v)  # (B, T, V)
 
     def forward(self, tgt_in: Tensor, state: State) -> Tensor:
@@ -196,13 +200,13 @@ class Transformer(EncoderDecoder):
         def final_norm() -> nn.Module:  # pre-LN leaves the last residual stream un-normalised
             return nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
-        layer_args = (d_model, n_heads, d_ff, dropout, pre_norm)
+        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout, "pre_norm": pre_norm}
         decoder_embed, out = embedding(tgt_vocab_size), nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings:  # Press & Wolf 2017; the paper ties both embeddings and the output projection (3.4)
             out.weight = decoder_embed.tokens.weight
         super().__init__(
-            TransformerEncoder(embedding(src_vocab_size), [EncoderLayer(*layer_args)
-                                                           for _ in range(n_encoder_layers)], final_norm()),
-            TransformerDecoder(decoder_embed, [DecoderLayer(*layer_args) for _ in range(n_decoder_layers)],
+            TransformerEncoder(embedding(src_vocab_size), [EncoderLayer(**layer) for _ in range(n_encoder_layers)],
+                               final_norm()),
+            TransformerDecoder(decoder_embed, [DecoderLayer(**layer) for _ in range(n_decoder_layers)],
                                final_norm(), out),
         )
