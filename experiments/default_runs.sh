@@ -18,15 +18,18 @@ for m in transformer attention gru; do
   cp "$(grep -E '^results: ' "$out/$m.log" | tail -n 1 | sed 's/^results: //')" "$out/$m.json"
 done
 python - "$out" > "$out/summary.md" <<'PY'
-import json, sys
+import json, re, sys
 out = sys.argv[1]
-print("| model | params | steps | train tok/s | test BLEU | chrF | exact | BLEU by source length (1-10 … 41-50) | test_long BLEU |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| model | params | steps | run (s) | training (s) | train tok/s | test BLEU beam / greedy | chrF | exact % "
+      "| BLEU by source length 1-10 / 11-20 / 21-30 / 31-40 / 41-50 | test_long BLEU beam / greedy |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for m in ("transformer", "attention", "gru"):
     r = json.load(open(f"{out}/{m}.json"))
-    t = r["test"]
+    run_s = re.search(r"^wall_s: (\d+)", open(f"{out}/{m}.log").read(), re.M).group(1)
+    t, long = r["test"], r["test_long"]
     by_len = " / ".join(f"{b['bleu']:.0f}" for b in t["by_src_len"])
-    print(f"| {m} | {r['params']:,} | {r['train']['steps']} | {r['train']['tokens_per_s']:,.0f} | {t['bleu']:.1f} "
-          f"| {t['chrf']:.1f} | {t['exact_match']:.1f} | {by_len} | {r['test_long']['bleu']:.1f} |")
+    print(f"| {m} | {r['params']:,} | {r['train']['steps']} | {run_s} | {r['train']['wall_s']:.0f} "
+          f"| {r['train']['tokens_per_s']:,.0f} | {t['bleu']:.1f} / {t['greedy_bleu']:.1f} | {t['chrf']:.1f} "
+          f"| {t['exact_match']:.1f} | {by_len} | {long['bleu']:.1f} / {long['greedy_bleu']:.1f} |")
 PY
 cat "$out/summary.md"
