@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from zoo.data.datamodule import TranslationDataModule
+from zoo.decoding import length_limits
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, peak_memory_mb
 from zoo.module import Seq2SeqModule
 
@@ -21,17 +22,22 @@ TEST_SPLITS = ("test", "test_long")
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
                     beam: bool) -> tuple[list[str], float]:
-    """Translations of `split` in its original order, and their tokens per second (EOS not counted)."""
+    """Translations of `split` in its original order, and generated tokens per second: every output token, and
+    the EOS of each hypothesis that ended by itself rather than at its length limit."""
     ids: list[list[int]] = [[] for _ in dm.examples[split]]
+    generated = 0
     module.eval()
     start = time.perf_counter()
     with trainer.precision_plugin.forward_context():
         for batch in dm.loader(split):
-            out = module.generate(batch["src"].to(module.device), batch["src_mask"].to(module.device), beam=beam)
-            for i, h in zip(batch["index"].tolist(), out):
+            src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
+            out = module.generate(src, src_mask, beam=beam)
+            limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
+            for i, h, limit in zip(batch["index"].tolist(), out, limits):
                 ids[i] = h
+                generated += len(h) + (len(h) < limit)
     seconds = time.perf_counter() - start
-    return [module.vocab.decode(h) for h in ids], sum(len(h) for h in ids) / seconds
+    return [module.vocab.decode(h) for h in ids], generated / seconds
 
 
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
