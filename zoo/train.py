@@ -100,13 +100,14 @@ def train(cfg: DictConfig) -> Path:
     evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
 
     choices = HydraConfig.get().runtime.choices
+    val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     results = {
         "model": choices["model"], "data": choices["data"],
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "seed": cfg.seed, "device": str(module.device), "precision": str(trainer.precision),
         **{split: evaluation[split] for split in TEST_SPLITS},
         "train": {"wall_s": wall_s, "steps": trainer.global_step, "tokens_per_s": clock.tokens_per_s,
-                  "tokens": clock.tokens, "val_bleu": float(trainer.callback_metrics.get("val/bleu", float("nan")))},
+                  "tokens": clock.tokens, "val_bleu": None if val_bleu is None else float(val_bleu)},
         "decode": evaluation["decode"],
         "memory": {"peak_mb": peak_memory_mb(module.device)},
     }
