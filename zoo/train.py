@@ -44,15 +44,15 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     """Scores of both test splits, and decoding speed on `test` (the in-range split)."""
     results = {}
     for split in TEST_SPLITS:
-        srcs, refs = zip(*dm.texts[split])
+        srcs, refs = (list(side) for side in zip(*dm.texts[split]))
         greedy, greedy_tps = translate_split(module, dm, trainer, split, beam=False)
         beam, beam_tps = translate_split(module, dm, trainer, split, beam=True)
         if split == "test":
             results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
         results[split] = {
-            **corpus_scores(beam, list(refs)),
-            "greedy_bleu": corpus_scores(greedy, list(refs))["bleu"],
-            "by_src_len": bleu_by_length([len(s.split()) for s in srcs], beam, list(refs), bucket_width),
+            **corpus_scores(beam, refs),
+            "greedy_bleu": corpus_scores(greedy, refs)["bleu"],
+            "by_src_len": bleu_by_length([len(s.split()) for s in srcs], beam, refs, bucket_width),
             "samples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in zip(srcs, refs, beam)],
         }
     return results

@@ -103,12 +103,12 @@ def maxout(x: Tensor, pool: int = 2) -> Tensor:
     return x.unflatten(-1, (-1, pool)).amax(-1)  # (..., D / pool)
 
 
-def packed_rnn(rnn: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def packed_rnn(rnn: nn.GRU, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Run `rnn` over the real tokens only, so padding never reaches a state (and the backward direction of a
     bidirectional GRU starts at each row's last real token). x (B, S, E) -> outputs (B, S, dirs*H), h_n."""
     lengths = mask.sum(1).cpu()  # (B,)
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, h_n = rnn(packed, h0)
+    out, h_n = rnn(packed)
     out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
     return out, h_n  # (B, S, dirs*H), (layers*dirs, B, H)
 
