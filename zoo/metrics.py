@@ -13,12 +13,15 @@ from sacrebleu.metrics import BLEU, CHRF
 
 
 def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
-    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference), and BLEU's signature."""
+    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference), and BLEU's signature.
+    `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first, which comes
+    closer to the tokenized lowercased BLEU most papers report (multi-bleu.perl on Moses-tokenized text)."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     bleu = BLEU()
     return {
         "bleu": bleu.corpus_score(hyps, [refs]).score,
+        "bleu_lc": BLEU(lowercase=True).corpus_score(hyps, [refs]).score,
         "chrf": CHRF().corpus_score(hyps, [refs]).score,
         "exact_match": 100.0 * sum(h.strip() == r.strip() for h, r in zip(hyps, refs)) / max(len(refs), 1),
         "signature": str(bleu.get_signature()),
@@ -54,7 +57,7 @@ class TrainClock(Callback):
         now = time.perf_counter()
         self.seconds += now - self._last
         self._last = now
-        self.tokens += int(batch["src_mask"].sum()) + int((batch["tgt_out"] != pl_module.vocab.pad_id).sum())
+        self.tokens += int(batch["src_mask"].sum()) + int((batch["tgt_out"] != pl_module.tokenizer.pad_id).sum())
         self.steps += 1
 
     @property

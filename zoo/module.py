@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics.text import SacreBLEUScore
 
-from zoo.data.vocab import Vocab
+from zoo.data.tokenizer import Tokenizer
 from zoo.decoding import beam_search, greedy_search
 from zoo.models.base import EncoderDecoder
 
@@ -35,20 +35,20 @@ def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int
 
 
 class Seq2SeqModule(L.LightningModule):
-    def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tgt_vocab: Vocab,
+    def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tokenizer: Tokenizer,
                  label_smoothing: float = 0.1, beam_size: int = 4,
                  alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10):
         super().__init__()
         self.net, self.make_optimizer, self.make_scheduler = net, optimizer, scheduler
-        self.vocab, self.label_smoothing = tgt_vocab, label_smoothing
-        self.search = {"bos_id": tgt_vocab.bos_id, "eos_id": tgt_vocab.eos_id, "max_len_a": max_len_a,
+        self.tokenizer, self.label_smoothing = tokenizer, label_smoothing  # the target side's
+        self.search = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "max_len_a": max_len_a,
                        "max_len_b": max_len_b}
         self.beam = {"beam_size": beam_size, "alpha": alpha}
         self.val_bleu = SacreBLEUScore()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
-        return label_smoothed_nll(logits, batch["tgt_out"], pad_id=self.vocab.pad_id, epsilon=self.label_smoothing)
+        return label_smoothed_nll(logits, batch["tgt_out"], pad_id=self.tokenizer.pad_id, epsilon=self.label_smoothing)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
@@ -58,7 +58,7 @@ class Seq2SeqModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0))
         hyps = self.translate(batch["src"], batch["src_mask"])
-        refs = [[self.vocab.decode(t)] for t in batch["tgt_out"].tolist()]
+        refs = [[self.tokenizer.decode(t)] for t in batch["tgt_out"].tolist()]
         self.val_bleu.update(hyps, refs)
 
     def on_validation_epoch_end(self) -> None:
@@ -73,7 +73,7 @@ class Seq2SeqModule(L.LightningModule):
 
     def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
         """Detokenized translations."""
-        return [self.vocab.decode(h) for h in self.generate(src, src_mask, beam)]
+        return [self.tokenizer.decode(h) for h in self.generate(src, src_mask, beam)]
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())

@@ -17,14 +17,11 @@ from zoo.decoding import length_limits
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, peak_memory_mb
 from zoo.module import Seq2SeqModule
 
-TEST_SPLITS = ("test", "test_long")
-
-
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
                     beam: bool) -> tuple[list[str], float]:
     """Translations of `split` in its original order, and generated tokens per second: every output token, and
     the EOS of each hypothesis that ended by itself rather than at its length limit."""
-    ids: list[list[int]] = [[] for _ in dm.examples[split]]
+    ids: list[list[int]] = [[] for _ in range(len(dm.corpus.ids[split]))]
     generated = 0
     module.eval()
     start = time.perf_counter()
@@ -37,13 +34,13 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
                 ids[i] = h
                 generated += len(h) + (len(h) < limit)
     seconds = time.perf_counter() - start
-    return [module.vocab.decode(h) for h in ids], generated / seconds
+    return [module.tokenizer.decode(h) for h in ids], generated / seconds
 
 
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
-    """Scores of both test splits, and decoding speed on `test` (the in-range split)."""
+    """Scores of every test split, and decoding speed on `test` (the first, in-range split)."""
     results = {}
-    for split in TEST_SPLITS:
+    for split in dm.test_splits:
         srcs, refs = (list(side) for side in zip(*dm.texts[split]))
         greedy, greedy_tps = translate_split(module, dm, trainer, split, beam=False)
         beam, beam_tps = translate_split(module, dm, trainer, split, beam=True)
@@ -59,15 +56,19 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
 
 
 def print_summary(results: dict, n_samples: int) -> None:
+    corpus = results["corpus"]
     print(f"\n{results['model']} on {results['data']}: {results['params']:,} parameters, "
           f"{results['train']['steps']} steps in {results['train']['wall_s']:.0f} s, "
           f"{results['train']['tokens_per_s']:,.0f} train tokens/s, peak memory {results['memory']['peak_mb']:.0f} MB")
-    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'chrF':>6} {'exact':>6}   BLEU by source length")
-    for split in TEST_SPLITS:
+    print(f"data: {corpus['splits']['train']['pairs']:,} training pairs, vocabularies {corpus['src_vocab']:,} / "
+          f"{corpus['tgt_vocab']:,}, padding efficiency {100 * corpus['padding_efficiency']:.1f}%")
+    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'lc BLEU':>7} {'chrF':>6} {'exact':>6}   "
+          f"BLEU by source length")
+    for split in results["test_splits"]:
         r = results[split]
         by_len = "  ".join(f"{b['lo']}-{b['hi']}:{b['bleu']:.0f}" for b in r["by_src_len"])
-        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy_bleu']:>7.1f} {r['chrf']:>6.1f} "
-              f"{r['exact_match']:>6.1f}   {by_len}")
+        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy_bleu']:>7.1f} {r['bleu_lc']:>7.1f} "
+              f"{r['chrf']:>6.1f} {r['exact_match']:>6.1f}   {by_len}")
     print(f"decoding: greedy {results['decode']['greedy_tokens_per_s']:,.0f} tokens/s, "
           f"beam {results['decode']['beam_tokens_per_s']:,.0f} tokens/s   ({results['test']['signature']})")
     samples = sorted(results["test"]["samples"], key=lambda s: len(s["source"].split()))
@@ -85,10 +86,10 @@ def train(cfg: DictConfig) -> Path:
 
     dm: TranslationDataModule = instantiate(cfg.data)
     dm.setup()
-    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(dm.tgt_vocab),
-                                     pad_id=dm.tgt_vocab.pad_id)
+    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
+                                     pad_id=dm.tgt_tokenizer.pad_id)  # the same in both: specials come first
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
-                           scheduler=instantiate(cfg.model.scheduler), tgt_vocab=dm.tgt_vocab,
+                           scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, **cfg.decode)
     clock = TrainClock()
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=[clock])
@@ -105,7 +106,8 @@ def train(cfg: DictConfig) -> Path:
         "model": choices["model"], "data": choices["data"],
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "seed": cfg.seed, "device": str(module.device), "precision": str(trainer.precision),
-        **{split: evaluation[split] for split in TEST_SPLITS},
+        "corpus": dm.summary(), "test_splits": dm.test_splits,
+        **{split: evaluation[split] for split in dm.test_splits},
         "train": {"wall_s": wall_s, "steps": trainer.global_step, "tokens_per_s": clock.tokens_per_s,
                   "tokens": clock.tokens, "val_bleu": None if val_bleu is None else float(val_bleu)},
         "decode": evaluation["decode"],

@@ -3,9 +3,9 @@
 about the same number of tokens whatever the sentence lengths."""
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,54 +17,81 @@ class TokenBudgetBatchSampler:
     With `shuffle`, examples are shuffled, cut into pools of `pool_size`, sorted by length inside each pool,
     and the batches themselves shuffled: different batches each epoch, yet little padding. Each pass over the
     sampler is the next epoch (Lightning calls `set_epoch` on samplers, not on batch samplers); `set_epoch` sets
-    it explicitly. Without `shuffle`, batches come in length order, for evaluation."""
+    it explicitly. Without `shuffle`, batches come in length order, for evaluation.
 
-    def __init__(self, lengths: Sequence[tuple[int, int]], *, max_tokens: int, shuffle: bool, seed: int = 0,
-                 pool_size: int = 10_000):
+    Under DDP each of `num_replicas` processes builds the same batches (same seed and epoch) and takes every
+    `num_replicas`-th from its `rank`: disjoint shares, every example once per epoch. The largest batches are
+    halved until the count divides evenly, so every rank takes the same number of steps."""
+
+    def __init__(self, src_lengths: Sequence[int], tgt_lengths: Sequence[int], *, max_tokens: int, shuffle: bool,
+                 seed: int = 0, pool_size: int = 100_000, num_replicas: int = 1, rank: int = 0):
         if max_tokens < 1:
             raise ValueError(f"max_tokens ({max_tokens}) must be >= 1")
-        self.lengths, self.max_tokens, self.shuffle, self.seed, self.pool_size = (
-            lengths, max_tokens, shuffle, seed, pool_size)
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank ({rank}) must lie in [0, num_replicas ({num_replicas}))")
+        if len(src_lengths) != len(tgt_lengths):
+            raise ValueError(f"{len(src_lengths)} source lengths but {len(tgt_lengths)} target lengths")
+        self.src_len, self.tgt_len = np.asarray(src_lengths, np.int64), np.asarray(tgt_lengths, np.int64)
+        self.max_tokens, self.shuffle, self.seed, self.pool_size = max_tokens, shuffle, seed, pool_size
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
-        in_order = self._make_batches(list(range(len(lengths))), random.Random(seed))
-        self._batches = None if shuffle else in_order  # evaluation batches never change
-        self._len = len(in_order)  # shuffled epochs differ by a batch or two at most
+        in_order = self._make_batches(np.arange(len(self.src_len)), np.random.default_rng(seed))
+        self._batches = None if shuffle else in_order[rank::num_replicas]  # evaluation batches never change
+        self._len = len(in_order) // num_replicas  # shuffled epochs differ by a batch or two at most
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _make_batches(self, order: list[int], rng: random.Random) -> list[list[int]]:
-        pools = [order[i:i + self.pool_size] for i in range(0, len(order), self.pool_size)]
+    def _make_batches(self, order: np.ndarray, rng: np.random.Generator) -> list[list[int]]:
         batches = []
-        for pool in pools:
+        for start in range(0, len(order), self.pool_size):
+            pool = order[start:start + self.pool_size]
+            pool = pool[np.lexsort((self.tgt_len[pool], self.src_len[pool]))]  # by source, then target length
             batch, src_max, tgt_max = [], 0, 0
-            for i in sorted(pool, key=lambda i: self.lengths[i]):
-                s, t = self.lengths[i]
+            for i, s, t in zip(pool.tolist(), self.src_len[pool].tolist(), self.tgt_len[pool].tolist()):
                 new_src, new_tgt = max(src_max, s), max(tgt_max, t)
                 if batch and (len(batch) + 1) * (new_src + new_tgt) > self.max_tokens:
                     batches.append(batch)
                     batch, new_src, new_tgt = [], s, t
                 batch.append(i)
                 src_max, tgt_max = new_src, new_tgt
-            batches.append(batch)
+            if batch:
+                batches.append(batch)
         if self.shuffle:
-            rng.shuffle(batches)
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        while len(batches) % self.num_replicas:
+            largest = max(range(len(batches)), key=lambda b: len(batches[b]))
+            if len(batches[largest]) < 2:
+                raise ValueError(f"{len(order)} examples cannot be shared evenly by {self.num_replicas} processes")
+            half = len(batches[largest]) // 2
+            batches[largest:largest + 1] = [batches[largest][:half], batches[largest][half:]]
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of `epoch` (the same every epoch without `shuffle`)."""
         if self._batches is not None:
-            return iter(self._batches)
-        rng = random.Random(self.seed * 100_003 + self.epoch)
+            return self._batches
+        rng = np.random.default_rng([self.seed, epoch])
+        return self._make_batches(rng.permutation(len(self.src_len)), rng)[self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
         self.epoch += 1
-        order = list(range(len(self.lengths)))
-        rng.shuffle(order)
-        return iter(self._make_batches(order, rng))
+        return iter(self.batches(self.epoch - 1))
 
     def __len__(self) -> int:
         return self._len
 
+    def padding_efficiency(self, epoch: int = 0) -> float:
+        """Real tokens / all tokens (real and padding) in this rank's batches of `epoch`."""
+        real = padded = 0
+        for batch in self.batches(epoch):
+            src, tgt = self.src_len[batch], self.tgt_len[batch]
+            real += int(src.sum() + tgt.sum())
+            padded += len(batch) * int(src.max() + tgt.max())
+        return real / padded if padded else 1.0
 
-def collate(examples: list[tuple[int, list[int], list[int]]], *, pad_id: int, bos_id: int,
+
+def collate(examples: list[tuple[int, Sequence[int], Sequence[int]]], *, pad_id: int, bos_id: int,
             eos_id: int) -> dict[str, Tensor]:
     """(index, source ids, target ids) examples -> a padded batch; tgt_in = BOS + target, tgt_out = target + EOS."""
     B = len(examples)
@@ -74,8 +101,9 @@ def collate(examples: list[tuple[int, list[int], list[int]]], *, pad_id: int, bo
     tgt_in = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
     tgt_out = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
     for row, (_, s, t) in enumerate(examples):
-        src[row, : len(s)] = torch.tensor(s)
-        tgt_in[row, : len(t) + 1] = torch.tensor([bos_id, *t])
-        tgt_out[row, : len(t) + 1] = torch.tensor([*t, eos_id])
+        s, t = torch.as_tensor(s, dtype=torch.long), torch.as_tensor(t, dtype=torch.long)
+        src[row, : len(s)] = s
+        tgt_in[row, 0], tgt_in[row, 1 : len(t) + 1] = bos_id, t
+        tgt_out[row, : len(t)], tgt_out[row, len(t)] = t, eos_id
     index = torch.tensor([i for i, _, _ in examples])  # (B,) positions in the split, to restore its order
     return {"src": src, "src_mask": src != pad_id, "tgt_in": tgt_in, "tgt_out": tgt_out, "index": index}

@@ -1,4 +1,5 @@
-"""The one data module: any source of text pairs -> vocabularies -> token-budget batches for every split."""
+"""The one data module: a source of text pairs -> tokenizers and ids (preprocessed once, cached on disk) ->
+token-budget batches for every split, on one process or many."""
 from __future__ import annotations
 
 from functools import partial
@@ -7,45 +8,74 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
-from zoo.data.vocab import Vocab
-
-EVAL_SPLITS = ("val", "test", "test_long")
+from zoo.data.preprocess import Corpus, Settings, prepare
 
 
 class TranslationDataModule(L.LightningDataModule):
-    """`source` is any object whose `splits()` returns {"train", "val", "test", "test_long"} -> [(src, tgt), ...]
-    of whitespace-tokenized text; vocabularies are built from the training split only."""
+    """`source` is one of the zoo's corpora (`zoo.data.toy`, `scan`, `multi30k`, `parallel`): it has
+    `fingerprint()` and `text_splits()` with "train", "val" and one or more test splits. `tokenizer` holds the
+    `zoo.data.preprocess.Settings` (kind, vocab_size, joint, min_frequency, max_len, empty_lines). `root` (the
+    corpus's folder) and `split` (SCAN's simple or length) are the user's knobs for the source's config, which
+    reads them as `${data.root}` and `${data.split}`; the results record them."""
 
-    def __init__(self, source, *, max_tokens: int = 4096, eval_max_tokens: int = 16384, seed: int = 0,
+    def __init__(self, source, *, tokenizer: dict | None = None, cache_dir: str = ".cache/zoo",
+                 root: str | None = None, split: str | None = None, max_tokens: int = 4096, eval_max_tokens: int = 16384, seed: int = 0,
                  num_workers: int = 0):
         super().__init__()
-        self.source, self.max_tokens, self.eval_max_tokens = source, max_tokens, eval_max_tokens
+        self.source, self.settings, self.cache_dir = source, Settings(**(tokenizer or {})), cache_dir
+        self.root, self.split = root, split
+        self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
         self.seed, self.num_workers = seed, num_workers
-        self.texts: dict[str, list[tuple[str, str]]] = {}
+        self.corpus: Corpus | None = None
+
+    def prepare_data(self) -> None:
+        """Once per machine under DDP (Lightning calls it on one process per node), before `setup`."""
+        prepare(self.source, self.cache_dir, self.settings)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.texts:  # fit, validate and test share one corpus
-            return
-        self.texts = self.source.splits()
-        missing = {"train", *EVAL_SPLITS} - set(self.texts)
-        if missing:
-            raise ValueError(f"{type(self.source).__name__}.splits() lacks the splits {sorted(missing)}")
-        self.src_vocab = Vocab.build(s for s, _ in self.texts["train"])
-        self.tgt_vocab = Vocab.build(t for _, t in self.texts["train"])
-        self.examples = {split: [(i, self.src_vocab.encode(s), self.tgt_vocab.encode(t))
-                                 for i, (s, t) in enumerate(pairs)] for split, pairs in self.texts.items()}
+        if self.corpus is None:  # fit, validate and test share one corpus
+            self.corpus = Corpus.load(prepare(self.source, self.cache_dir, self.settings))
 
-    def loader(self, split: str, *, shuffle: bool = False) -> DataLoader:
-        examples = self.examples[split]
-        sampler = TokenBudgetBatchSampler([(len(s), len(t) + 1) for _, s, t in examples], shuffle=shuffle,
-                                          max_tokens=self.max_tokens if shuffle else self.eval_max_tokens,
-                                          seed=self.seed)
-        v = self.tgt_vocab
-        return DataLoader(examples, batch_sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=partial(collate, pad_id=v.pad_id, bos_id=v.bos_id, eos_id=v.eos_id))
+    @property
+    def src_tokenizer(self):
+        return self.corpus.src_tokenizer
+
+    @property
+    def tgt_tokenizer(self):
+        return self.corpus.tgt_tokenizer
+
+    @property
+    def texts(self) -> dict[str, list[tuple[str, str]]]:
+        """Source and target text of the evaluation splits."""
+        return self.corpus.texts
+
+    @property
+    def test_splits(self) -> list[str]:
+        return [name for name in self.corpus.ids if name not in ("train", "val")]
+
+    def sampler(self, split: str, *, shuffle: bool = False, num_replicas: int = 1,
+                rank: int = 0) -> TokenBudgetBatchSampler:
+        src_len, tgt_len = self.corpus.ids[split].lengths
+        return TokenBudgetBatchSampler(src_len, tgt_len + 1, shuffle=shuffle,  # + 1: BOS/EOS on the target
+                                       max_tokens=self.max_tokens if shuffle else self.eval_max_tokens,
+                                       seed=self.seed, num_replicas=num_replicas, rank=rank)
+
+    def loader(self, split: str, *, shuffle: bool = False, distributed: bool = False) -> DataLoader:
+        """Batches of `split`; with `distributed`, this process's share under the trainer's DDP."""
+        shard = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if distributed else {}
+        tok = self.tgt_tokenizer
+        return DataLoader(self.corpus.ids[split], batch_sampler=self.sampler(split, shuffle=shuffle, **shard),
+                          num_workers=self.num_workers,
+                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id))
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        return self.loader("train", shuffle=True, distributed=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
+        return self.loader("val", distributed=True)
+
+    def summary(self) -> dict:
+        """What the results record about the data: sizes, what preprocessing dropped, vocabularies, padding."""
+        return {"root": self.root, "split": self.split, "settings": vars(self.settings), "splits": self.corpus.stats,
+                "src_vocab": len(self.src_tokenizer), "tgt_vocab": len(self.tgt_tokenizer),
+                "padding_efficiency": self.sampler("train", shuffle=True).padding_efficiency()}

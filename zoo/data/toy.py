@@ -20,7 +20,9 @@ Two test pairs of seed 0 (the verb moves to the end of its clause, adjectives fo
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+from zoo.data.text import TextSplit
 
 Pair = tuple[str, str]
 
@@ -169,3 +171,9 @@ class ToyTranslation:
                     "test": draw("test", self.n_test, self.min_len, self.max_len),
                     "test_long": draw("test_long", self.n_test_long, self.max_len + 1, 2 * self.max_len)}
         return {"train": draw("train", self.n_train, self.min_len, self.max_len), **held_out}
+
+    def fingerprint(self) -> dict:
+        return asdict(self)
+
+    def text_splits(self) -> dict[str, TextSplit]:
+        return {name: TextSplit.in_memory(f"toy {name}", pairs) for name, pairs in self.splits().items()}

@@ -1,0 +1,106 @@
+"""Subword (BPE) and word-level tokenizers, trained with Hugging Face `tokenizers` on the training split only.
+
+Text is normalized (Unicode NFC, runs of whitespace to one space, stripped), split into words at spaces, each word
+marked with a leading "▁" as in SentencePiece, and punctuation split off; decoding joins the pieces and turns "▁"
+back into spaces, so translations come back as detokenized text that sacreBLEU can score. The special tokens come
+first, so pad, bos, eos and unk have ids 0-3 in every vocabulary.
+
+Encoding a corpus goes word by word through a memo of each distinct word's pieces: since words are encoded
+independently of each other, this gives the library's own output (a test checks it) while the library runs once per
+distinct word rather than once per sentence, which is what lets preprocessing keep pace with a large corpus.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+KINDS = ("bpe", "word")
+MEMO_LIMIT = 2_000_000  # distinct words remembered while encoding; the memo restarts beyond this
+
+
+def new_tokenizer(kind: str) -> HFTokenizer:
+    if kind not in KINDS:
+        raise ValueError(f"tokenizer kind {kind!r} is not one of {list(KINDS)}")
+    tok = HFTokenizer(models.BPE(unk_token="<unk>") if kind == "bpe" else models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                           normalizers.Strip()])
+    if kind == "bpe":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
+        tok.decoder = decoders.Metaspace()
+    else:  # whole words; decoding joins them with spaces
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return tok
+
+
+class Tokenizer:
+    """Text <-> ids with the special ids as attributes, around a trained `tokenizers.Tokenizer`."""
+
+    def __init__(self, tok: HFTokenizer):
+        self.tok = tok
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = (tok.token_to_id(t) for t in SPECIALS)
+        if None in (self.pad_id, self.bos_id, self.eos_id, self.unk_id):
+            raise ValueError(f"a tokenizer needs the special tokens {list(SPECIALS)}")
+        self._memo: dict[str, int] = {}  # word -> its row in the piece table below
+        self._pieces: list[list[int]] = []
+
+    @classmethod
+    def train(cls, lines: Iterable[str], *, kind: str = "bpe", vocab_size: int = 8000,
+              min_frequency: int = 2) -> Tokenizer:
+        """A tokenizer learned from `lines` (streamed; the library counts words, it does not keep lines).
+        Word-level vocabularies keep every word seen `min_frequency` times, up to `vocab_size`."""
+        tok = new_tokenizer(kind)
+        make_trainer = trainers.BpeTrainer if kind == "bpe" else trainers.WordLevelTrainer
+        tok.train_from_iterator(lines, make_trainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                                    special_tokens=list(SPECIALS), show_progress=False))
+        return cls(tok)
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        return cls(HFTokenizer.from_file(str(path)))
+
+    def save(self, path: Path) -> None:
+        self.tok.save(str(path))
+
+    def __len__(self) -> int:
+        return self.tok.get_vocab_size()
+
+    def encode(self, line: str) -> list[int]:
+        return self.tok.encode(line, add_special_tokens=False).ids
+
+    def encode_lines(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All ids of `lines` end to end, and each line's length in tokens: (N,) int64."""
+        words_per_line = [line.split() for line in lines]  # the normalizer's whitespace rule, as str.split
+        words = list(chain.from_iterable(words_per_line))
+        if len(self._memo) > MEMO_LIMIT:
+            self._memo, self._pieces = {}, []
+        new = list(dict.fromkeys(w for w in words if w not in self._memo))
+        for w, enc in zip(new, self.tok.encode_batch_fast(new, add_special_tokens=False)):  # all cores
+            self._memo[w] = len(self._pieces)
+            self._pieces.append(enc.ids)
+        rows = np.fromiter(map(self._memo.__getitem__, words), np.int64, len(words))  # (words,)
+        pieces_per_word = np.fromiter(map(len, self._pieces), np.int64, len(self._pieces))[rows]  # (words,)
+        ends = np.cumsum(np.fromiter(map(len, words_per_line), np.int64, len(lines)))  # (N,) words so far
+        tokens_so_far = np.concatenate([[0], np.cumsum(pieces_per_word)])  # (words + 1,)
+        lengths = np.diff(tokens_so_far[np.concatenate([[0], ends])])  # (N,)
+        ids = np.fromiter(chain.from_iterable(map(self._pieces.__getitem__, rows.tolist())), np.int64,
+                          int(tokens_so_far[-1]))
+        return ids, lengths
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Detokenized text; special tokens are dropped (unk is kept, as "<unk>")."""
+        return self.tok.decode([i for i in ids if i >= len(SPECIALS) or i == self.unk_id], skip_special_tokens=False)
+
+
+def lines_of(pairs: Iterator[tuple[int, str, str]], side: str) -> Iterator[str]:
+    """The source (side "src"), target ("tgt") or both ("both") lines of (line number, source, target) pairs."""
+    for _, src, tgt in pairs:
+        if side != "tgt":
+            yield src
+        if side != "src":
+            yield tgt
