@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -47,3 +50,14 @@ def random_batch(B: int = 3, S: int = 7, T: int = 6, seed: int = 1):
     tgt_in = torch.randint(4, TGT_V, (B, T), generator=g)  # (B, T)
     tgt_in[:, 0] = BOS
     return src, src_mask, tgt_in
+
+
+SHARED_DATA = Path(os.environ.get("ZOO_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The team's copies of Multi30k and SCAN (../shared/data beside the checkout, or $ZOO_SHARED_DATA)."""
+    if not (SHARED_DATA / "multi30k").is_dir():
+        pytest.skip(f"no shared datasets at {SHARED_DATA}; set ZOO_SHARED_DATA")
+    return SHARED_DATA

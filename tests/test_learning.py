@@ -12,16 +12,18 @@ from zoo.module import Seq2SeqModule
 
 
 @pytest.mark.parametrize("arch", list(SMALL))
-def test_overfits_a_tiny_set(arch):
+def test_overfits_a_tiny_set(arch, tmp_path):
     dm = TranslationDataModule(ToyTranslation(n_train=12, n_val=1, n_test=1, n_test_long=1, min_len=3, max_len=6,
-                                              n_nouns=8, n_adjectives=4, n_verbs=6, n_adverbs=2), max_tokens=10_000)
+                                              n_nouns=8, n_adjectives=4, n_verbs=6, n_adverbs=2),
+                               tokenizer={"kind": "word", "min_frequency": 1, "joint": False},
+                               cache_dir=str(tmp_path), eval_max_tokens=10_000)
     dm.setup()
     batch = next(iter(dm.loader("train")))  # all 12 pairs in one batch
-    v = dm.tgt_vocab
+    v = dm.tgt_tokenizer
     torch.manual_seed(0)
-    model = make(arch, src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(v), pad_id=v.pad_id,
+    model = make(arch, src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(v), pad_id=v.pad_id,
                                 dropout=0.0)
-    module = Seq2SeqModule(model, optimizer=partial(torch.optim.Adam, lr=3e-3), scheduler=None, tgt_vocab=v,
+    module = Seq2SeqModule(model, optimizer=partial(torch.optim.Adam, lr=3e-3), scheduler=None, tokenizer=v,
                            label_smoothing=0.1)
     optimizer = module.configure_optimizers()
     for _ in range(300):

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import sacrebleu
@@ -7,7 +8,6 @@ import torch.nn.functional as F
 from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
-from zoo.data.vocab import Vocab
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores
 from zoo.module import label_smoothed_nll, noam_schedule
 
@@ -19,6 +19,9 @@ def test_corpus_scores_equal_sacrebleu():
     scores = corpus_scores(HYPS, REFS)
     assert scores["bleu"] == sacrebleu.corpus_bleu(HYPS, [REFS]).score
     assert scores["chrf"] == sacrebleu.corpus_chrf(HYPS, [REFS]).score
+    assert scores["bleu_lc"] == sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
+    upper = [h.upper() for h in HYPS]  # case counts in `bleu`, not in `bleu_lc`
+    assert corpus_scores(upper, REFS)["bleu_lc"] == scores["bleu_lc"] > corpus_scores(upper, REFS)["bleu"]
     assert scores["exact_match"] == 25.0
     assert scores["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
     assert scores["n"] == 4
@@ -77,7 +80,7 @@ def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():
 
 def test_train_clock_counts_real_tokens_only():
     class Module:
-        vocab = Vocab(["a"])
+        tokenizer = SimpleNamespace(pad_id=0)
 
     clock = TrainClock()
     clock.on_train_epoch_start(None, Module)

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (ROOT / "conf/trainer").glob("*.yaml"))
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(str(p.relative_to(ROOT / "conf/experiment").with_suffix(""))
+                     for p in (ROOT / "conf/experiment").glob("**/*.yaml"))
 
 
 def compose_config(*overrides: str):
@@ -21,16 +22,16 @@ def compose_config(*overrides: str):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_config_instantiates_its_constructor(model, tmp_path):
-    cfg = compose_config(f"model={model}", "experiment=smoke")
+    cfg = compose_config(f"model={model}", "experiment=smoke", f"data.cache_dir={tmp_path}")
     dm = instantiate(cfg.data)
     dm.setup()
-    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_vocab), tgt_vocab_size=len(dm.tgt_vocab),
-                                     pad_id=dm.tgt_vocab.pad_id)
+    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
+                                     pad_id=dm.tgt_tokenizer.pad_id)
     optimizer = instantiate(cfg.model.optimizer)(net.parameters())
     if cfg.model.scheduler is not None:
         instantiate(cfg.model.scheduler)(optimizer)
     batch = next(iter(dm.train_dataloader()))
-    assert net(batch["src"], batch["src_mask"], batch["tgt_in"]).shape[-1] == len(dm.tgt_vocab)
+    assert net(batch["src"], batch["src_mask"], batch["tgt_in"]).shape[-1] == len(dm.tgt_tokenizer)
 
 
 @pytest.mark.parametrize("trainer", [t for t in TRAINERS if t != "gpu"])
@@ -51,8 +52,8 @@ def test_every_experiment_composes(experiment):
 
 
 def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *overrides, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "run.py", *overrides, f"hydra.run.dir={tmp_path}",
+                           f"data.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow
@@ -94,3 +95,52 @@ def test_a_sweep_runs_every_model_into_its_own_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = sorted(tmp_path.glob("*/results.json"))
     assert [json.loads(p.read_text())["model"] for p in results] == ["gru", "transformer"]
+
+
+def test_scan_config_lengthens_the_output_limit_for_its_long_action_sequences(tmp_path):
+    cfg = compose_config("data=scan", "data.split=length", f"data.cache_dir={tmp_path}")
+    assert cfg.decode.max_len_a * 9 + cfg.decode.max_len_b >= 48  # 9 command words can mean 48 actions
+    dm = instantiate(cfg.data)
+    dm.setup()
+    assert dm.test_splits == ["test"] and len(dm.texts["test"]) == 3920
+    assert dm.summary()["split"] == "length"
+
+
+def write_parallel(folder: Path, n: int = 80) -> Path:
+    words = ["red", "blue", "dog", "cat", "runs", "sleeps", "big", "small"]
+    rows = [" ".join(words[(i * k) % 8] for k in range(1, 3 + i % 5)) for i in range(n)]
+    (folder / "corpus.tsv").write_text("".join(f"{r}\t{r.upper()}\n" for r in rows))
+    return folder / "corpus.tsv"
+
+
+@pytest.mark.slow
+def test_run_py_trains_on_the_users_parallel_text(tmp_path):
+    proc = run(tmp_path / "run", "data=parallel", f"data.source.train={write_parallel(tmp_path)}",
+               "data.source.val_size=10", "data.source.test_size=10", "data.tokenizer.vocab_size=60",
+               "trainer=debug", "model=gru")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "run/results.json").read_text())
+    assert results["data"] == "parallel" and results["test_splits"] == ["test"] and results["test"]["n"] == 10
+    assert results["corpus"]["splits"]["train"]["pairs"] == 60 and results["corpus"]["src_vocab"] == 60
+
+
+def test_run_py_reports_bad_input_in_one_line(tmp_path):
+    tsv = write_parallel(tmp_path)
+    tsv.write_text(tsv.read_text() + "a line without a tab\n")
+    proc = run(tmp_path / "run", "data=parallel", f"data.source.train={tsv}", "data.source.val_size=10",
+               "data.source.test_size=10", "trainer=debug")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (f"error: {tsv}:81: expected 2 tab-separated fields "
+                                                    "(source, target), found 1")
+
+
+@pytest.mark.slow
+def test_run_py_trains_on_multi30k(shared_data, tmp_path):
+    proc = run(tmp_path, "data=multi30k", f"data.root={shared_data / 'multi30k'}", "trainer=debug",
+               "model=gru", "decode.beam_size=2", "decode.max_len_b=2", "decode.max_len_a=0.5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["test_splits"] == ["test", "test2017"]
+    assert results["test"]["n"] == results["test2017"]["n"] == 1000
+    assert results["corpus"]["src_vocab"] == 8000 and results["corpus"]["padding_efficiency"] > 0.9
+    assert results["test"]["signature"].startswith("nrefs:1|case:mixed")

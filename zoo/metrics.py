@@ -50,6 +50,9 @@ class TrainClock(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._last = time.perf_counter()
 
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        pl_module.log("val/train_seconds", self.seconds)  # to plot validation scores against training time
+
     def on_validation_end(self, trainer, pl_module) -> None:
         self._last = time.perf_counter()  # validation time is not training time
 

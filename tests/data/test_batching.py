@@ -1,61 +1,81 @@
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
-from zoo.data.vocab import Vocab
+from zoo.data.multi30k import Multi30k
+from zoo.data.preprocess import Corpus, Settings, prepare
 
-LENGTHS = [(random.Random(i).randint(1, 40), random.Random(-i).randint(1, 40)) for i in range(1000)]
+SRC = [random.Random(i).randint(1, 40) for i in range(1000)]
+TGT = [random.Random(-i).randint(1, 40) for i in range(1000)]
 
 
 def test_batches_stay_within_the_token_budget():
-    sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=500, shuffle=True)
+    sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=500, shuffle=True)
     for batch in sampler:
-        cost = len(batch) * (max(LENGTHS[i][0] for i in batch) + max(LENGTHS[i][1] for i in batch))
+        cost = len(batch) * (max(SRC[i] for i in batch) + max(TGT[i] for i in batch))
         assert cost <= 500 or len(batch) == 1
 
 
 def test_every_example_once_per_epoch_in_a_new_order():
     """Through a real DataLoader, as Lightning iterates it: each pass is a new epoch with new batches."""
-    sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=500, shuffle=True, seed=3)
-    loader = DataLoader(list(range(len(LENGTHS))), batch_sampler=sampler, collate_fn=list)
+    sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=500, shuffle=True, seed=3)
+    loader = DataLoader(list(range(len(SRC))), batch_sampler=sampler, collate_fn=list)
     epoch0, epoch1 = ([i for b in loader for i in b] for _ in range(2))
-    assert sorted(epoch0) == sorted(epoch1) == list(range(len(LENGTHS)))
+    assert sorted(epoch0) == sorted(epoch1) == list(range(len(SRC)))
     assert epoch0 != epoch1
     assert abs(len(sampler) - sum(1 for _ in sampler)) <= 2
     sampler.set_epoch(0)  # an explicit epoch replays that epoch's batches
     assert [i for b in loader for i in b] == epoch0
 
 
-def test_sorted_pools_leave_little_padding():
-    sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=2000, shuffle=True)
+@pytest.mark.parametrize("world", [2, 3, 8])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ddp_ranks_get_disjoint_equal_shares_covering_every_example(world, shuffle):
+    samplers = [TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=shuffle, seed=5, num_replicas=world,
+                                        rank=r) for r in range(world)]
+    for epoch in range(2):
+        shares = [s.batches(epoch) for s in samplers]
+        assert len({len(share) for share in shares}) == 1  # the same number of steps on every rank
+        seen = [i for share in shares for batch in share for i in batch]
+        assert sorted(seen) == list(range(len(SRC)))  # each example exactly once, on one rank
+    with pytest.raises(ValueError, match=r"rank \(2\) must lie in \[0, num_replicas \(2\)\)"):
+        TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=True, num_replicas=2, rank=2)
+
+
+def test_length_sorted_batches_waste_little_on_padding():
+    sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=2000, shuffle=True)
     real = padded = 0
-    for batch in sampler:
-        real += sum(sum(LENGTHS[i]) for i in batch)
-        padded += len(batch) * (max(LENGTHS[i][0] for i in batch) + max(LENGTHS[i][1] for i in batch))
-    assert real / padded > 0.9
+    for batch in sampler.batches(0):
+        real += sum(SRC[i] + TGT[i] for i in batch)
+        padded += len(batch) * (max(SRC[i] for i in batch) + max(TGT[i] for i in batch))
+    assert sampler.padding_efficiency() == pytest.approx(real / padded) and real / padded > 0.9
+
+
+def test_multi30k_batches_are_at_least_90_percent_real_tokens(shared_data, tmp_path):
+    corpus = Corpus.load(prepare(Multi30k(root=str(shared_data / "multi30k")), tmp_path, Settings()))
+    src, tgt = corpus.ids["train"].lengths
+    efficiency = TokenBudgetBatchSampler(src, tgt + 1, max_tokens=4096, shuffle=True).padding_efficiency()
+    order = np.random.default_rng(0).permutation(len(src))  # what fixed-size random batches would waste
+    random_batches = [order[i:i + 128] for i in range(0, len(order), 128)]
+    real = sum(int(src[b].sum() + tgt[b].sum() + len(b)) for b in random_batches)
+    padded = sum(len(b) * int(src[b].max() + tgt[b].max() + 1) for b in random_batches)
+    assert efficiency >= 0.9 > real / padded
 
 
 def test_bad_budget_is_an_error():
     with pytest.raises(ValueError, match=r"max_tokens \(0\)"):
-        TokenBudgetBatchSampler(LENGTHS, max_tokens=0, shuffle=False)
+        TokenBudgetBatchSampler(SRC, TGT, max_tokens=0, shuffle=False)
 
 
 def test_collate_pads_and_shifts_the_target():
-    batch = collate([(7, [5, 6, 7], [8, 9]), (3, [5], [8, 9, 10])], pad_id=0, bos_id=1, eos_id=2)
+    batch = collate([(7, [5, 6, 7], [8, 9]), (3, np.array([5], np.int64), np.array([8, 9, 10]))], pad_id=0,
+                    bos_id=1, eos_id=2)
     assert batch["src"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["src_mask"].tolist() == [[True, True, True], [True, False, False]]
     assert batch["tgt_in"].tolist() == [[1, 8, 9, 0], [1, 8, 9, 10]]
     assert batch["tgt_out"].tolist() == [[8, 9, 2, 0], [8, 9, 10, 2]]
     assert torch.equal(batch["index"], torch.tensor([7, 3]))
-
-
-def test_vocab_round_trip_and_unknown_words():
-    vocab = Vocab.build(["b a a", "c a"])
-    assert (vocab.pad_id, vocab.bos_id, vocab.eos_id, vocab.unk_id) == (0, 1, 2, 3)
-    assert vocab.itos[4] == "a"  # most frequent first
-    assert vocab.decode(vocab.encode("a c b")) == "a c b"
-    assert vocab.encode("a zzz") == [4, vocab.unk_id]
-    assert vocab.decode([vocab.bos_id, 4, vocab.eos_id, vocab.pad_id]) == "a"

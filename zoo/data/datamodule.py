@@ -61,8 +61,10 @@ class TranslationDataModule(L.LightningDataModule):
                                        seed=self.seed, num_replicas=num_replicas, rank=rank)
 
     def loader(self, split: str, *, shuffle: bool = False, distributed: bool = False) -> DataLoader:
-        """Batches of `split`; with `distributed`, this process's share under the trainer's DDP."""
-        shard = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if distributed else {}
+        """Batches of `split`; with `distributed`, this process's share under the trainer's DDP (if any)."""
+        shard = {}
+        if distributed and self.trainer is not None:
+            shard = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank}
         tok = self.tgt_tokenizer
         return DataLoader(self.corpus.ids[split], batch_sampler=self.sampler(split, shuffle=shuffle, **shard),
                           num_workers=self.num_workers,

@@ -86,4 +86,7 @@ def read_tsv(path: Path) -> Iterator[Triple]:
 def count_lines(path: Path) -> int:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
-        return sum(1 for _ in f)
+        n = sum(1 for _ in f)
+    if n == 0:
+        raise DataError(f"{path}: the file is empty")
+    return n

@@ -1,0 +1,80 @@
+"""The preprocessing cache: built once, reused, keyed by its inputs, rebuilt when corrupt; ids decode back."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from zoo.data import preprocess
+from zoo.data.parallel import ParallelText
+from zoo.data.preprocess import Corpus, DataWarning, Settings, prepare
+from zoo.data.toy import ToyTranslation
+
+TOY = ToyTranslation(n_train=300, n_val=20, n_test=30, n_test_long=10, max_len=12)
+WORDS = Settings(kind="word", vocab_size=10_000, min_frequency=1, joint=False)
+
+
+def test_ids_decode_back_to_the_text(tmp_path):
+    corpus = Corpus.load(prepare(TOY, tmp_path, WORDS))
+    splits = TOY.splits()
+    ids = corpus.ids["train"]  # (held-out words may be unknown, so only training pairs decode exactly)
+    assert len(ids) == len(splits["train"])
+    for i in (0, len(ids) // 2, len(ids) - 1):
+        _, src, tgt = ids[i]
+        assert (corpus.src_tokenizer.decode(src), corpus.tgt_tokenizer.decode(tgt)) == splits["train"][i]
+    for name in ("val", "test", "test_long"):
+        assert len(corpus.ids[name]) == len(splits[name]) and corpus.texts[name] == splits[name]
+    assert isinstance(corpus.ids["train"].src, np.memmap)
+
+
+def test_joint_or_separate_vocabularies(tmp_path):
+    joint = Corpus.load(prepare(TOY, tmp_path, Settings(kind="word", vocab_size=10_000, min_frequency=1)))
+    separate = Corpus.load(prepare(TOY, tmp_path, WORDS))
+    assert joint.src_tokenizer is joint.tgt_tokenizer
+    assert len(separate.src_tokenizer) + len(separate.tgt_tokenizer) == len(joint.src_tokenizer) + 4
+
+
+def test_a_second_run_reuses_the_cache(tmp_path, monkeypatch):
+    first = prepare(TOY, tmp_path, WORDS)
+    monkeypatch.setattr(preprocess, "build", lambda *a: pytest.fail("rebuilt an intact cache"))
+    assert prepare(TOY, tmp_path, WORDS) == first
+
+
+def test_other_inputs_or_settings_get_another_cache(tmp_path):
+    first = prepare(TOY, tmp_path, WORDS)
+    assert prepare(ToyTranslation(n_train=301, n_val=20, n_test=30, n_test_long=10, max_len=12), tmp_path,
+                   WORDS) != first
+    assert prepare(TOY, tmp_path, Settings(kind="word", vocab_size=10_000, min_frequency=2, joint=False)) != first
+
+
+def test_a_changed_input_file_is_not_served_from_the_stale_cache(tmp_path):
+    (tmp_path / "c.tsv").write_text("".join(f"w{i} x\tv{i} y\n" for i in range(30)))
+    source = ParallelText(train=str(tmp_path / "c.tsv"), val_size=3, test_size=3)
+    first = Corpus.load(prepare(source, tmp_path / "cache", WORDS))
+    (tmp_path / "c.tsv").write_text("".join(f"w{i} x z\tv{i} y z\n" for i in range(30)))
+    os.utime(tmp_path / "c.tsv", ns=(1, 1))  # a new size and time, as an edit leaves
+    second = Corpus.load(prepare(source, tmp_path / "cache", WORDS))
+    assert second.stats["train"]["src_tokens"] == first.stats["train"]["src_tokens"] + 24
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_a_corrupt_cache_is_detected_and_rebuilt(tmp_path, damage):
+    path = prepare(TOY, tmp_path, WORDS)
+    good = (path / "train.src").read_bytes()
+    if damage == "truncate":
+        (path / "train.src").write_bytes(good[:-10])
+    elif damage == "flip":
+        (path / "train.src").write_bytes(bytes([good[0] ^ 1]) + good[1:])
+    else:
+        (path / "meta.json").write_text(json.dumps({"version": 1})[:-3])
+    with pytest.warns(DataWarning, match=f"rebuilding the data cache {path}"):
+        assert prepare(TOY, tmp_path, WORDS) == path
+    assert (path / "train.src").read_bytes() == good
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_a_failed_build_leaves_no_cache_behind(tmp_path):
+    (tmp_path / "bad.tsv").write_text("a\tb\n" * 20 + "no tab here\n")
+    with pytest.raises(ValueError, match="bad.tsv:21"):
+        prepare(ParallelText(train=str(tmp_path / "bad.tsv"), val_size=2, test_size=2), tmp_path / "cache", WORDS)
+    assert not list((tmp_path / "cache").iterdir())
