@@ -15,7 +15,7 @@ from zoo.module import Seq2SeqModule
 def test_overfits_a_tiny_set(arch, tmp_path):
     dm = TranslationDataModule(ToyTranslation(n_train=12, n_val=1, n_test=1, n_test_long=1, min_len=3, max_len=6,
                                               n_nouns=8, n_adjectives=4, n_verbs=6, n_adverbs=2),
-                               tokenizer={"kind": "word", "min_frequency": 1, "joint": False},
+                               preprocess={"kind": "word", "min_frequency": 1, "joint": False},
                                cache_dir=str(tmp_path), eval_max_tokens=10_000)
     dm.setup()
     batch = next(iter(dm.loader("train")))  # all 12 pairs in one batch

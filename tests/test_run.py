@@ -116,7 +116,7 @@ def write_parallel(folder: Path, n: int = 80) -> Path:
 @pytest.mark.slow
 def test_run_py_trains_on_the_users_parallel_text(tmp_path):
     proc = run(tmp_path / "run", "data=parallel", f"data.source.train={write_parallel(tmp_path)}",
-               "data.source.val_size=10", "data.source.test_size=10", "data.tokenizer.vocab_size=60",
+               "data.source.val_size=10", "data.source.test_size=10", "data.preprocess.vocab_size=60",
                "trainer=debug", "model=gru")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "run/results.json").read_text())

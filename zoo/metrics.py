@@ -13,7 +13,8 @@ from sacrebleu.metrics import BLEU, CHRF
 
 
 def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
-    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference), and BLEU's signature.
+    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace), and
+    BLEU's signature.
     `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first, which comes
     closer to the tokenized lowercased BLEU most papers report (multi-bleu.perl on Moses-tokenized text)."""
     if len(hyps) != len(refs):
@@ -23,7 +24,7 @@ def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
         "bleu": bleu.corpus_score(hyps, [refs]).score,
         "bleu_lc": BLEU(lowercase=True).corpus_score(hyps, [refs]).score,
         "chrf": CHRF().corpus_score(hyps, [refs]).score,
-        "exact_match": 100.0 * sum(h.strip() == r.strip() for h, r in zip(hyps, refs)) / max(len(refs), 1),
+        "exact_match": 100.0 * sum(h.split() == r.split() for h, r in zip(hyps, refs)) / max(len(refs), 1),
         "signature": str(bleu.get_signature()),
         "n": len(refs),
     }

@@ -47,7 +47,7 @@ def test_empty_file(tmp_path):
 def test_empty_gzip_file(tmp_path):
     write(tmp_path / "e.tsv.gz", [], raw=b"")
     with pytest.raises(DataError, match=r"e\.tsv\.gz: the file is empty"):
-        build(ParallelText(train=str(tmp_path / "e.tsv.gz"), val_size=0, test_size=0), tmp_path)
+        build(ParallelText(train=str(tmp_path / "e.tsv.gz")), tmp_path)
 
 
 def test_invalid_utf8_names_file_and_line(tmp_path):
@@ -72,13 +72,13 @@ def test_empty_lines_are_dropped_and_counted_or_refused(tmp_path):
     source = ParallelText(train=[write(tmp_path / "train.en", src), write(tmp_path / "train.de", tgt)],
                           val=[write(tmp_path / "val.en", src[:5]), write(tmp_path / "val.de", tgt[:5])],
                           test=[write(tmp_path / "test.en", src[:5]), write(tmp_path / "test.de", tgt[:5])])
-    with pytest.warns(DataWarning, match=r"train\.en / .*train\.de: dropped 3 pairs with empty lines \(line 4, 10, 31\)"):
+    with pytest.warns(DataWarning, match=r"train\.en / .*train\.de: dropped 3 pairs with an empty side \(lines 4, 10, 31\)"):
         path = build(source, tmp_path)
     from zoo.data.preprocess import Corpus
     stats = Corpus.load(path).stats
     assert stats["train"]["pairs"] == 37 and stats["train"]["dropped_empty"] == 3
     assert stats["val"]["dropped_empty"] == 1
-    with pytest.raises(DataError, match=r"train\.de, line 4: empty source line"):
+    with pytest.raises(DataError, match=r"train\.en:4: empty source line"):
         build(source, tmp_path / "strict", empty_lines="error")
 
 
@@ -87,9 +87,9 @@ def test_long_lines_are_filtered_from_training_and_counted(tmp_path):
     src[5] = " ".join(["word"] * 30)
     tgt[17] = " ".join(["Wort"] * 31)
     source = ParallelText(train=[write(tmp_path / "train.en", src), write(tmp_path / "train.de", tgt)],
-                          val_size=0, test=[write(tmp_path / "t.en", src[:8]), write(tmp_path / "t.de", tgt[:8])],
+                          test=[write(tmp_path / "t.en", src[:8]), write(tmp_path / "t.de", tgt[:8])],
                           val=[write(tmp_path / "v.en", src[:8]), write(tmp_path / "v.de", tgt[:8])])
-    with pytest.warns(DataWarning, match=r"dropped 2 pairs with longer than max_len=10 tokens lines \(line 6, 18\)"):
+    with pytest.warns(DataWarning, match=r"dropped 2 pairs longer than max_len=10 tokens \(lines 6, 18\)"):
         path = build(source, tmp_path, max_len=10)
     from zoo.data.preprocess import Corpus
     corpus_ = Corpus.load(path)
@@ -102,3 +102,25 @@ def test_bad_settings_are_refused():
         Settings(empty_lines="skip")
     with pytest.raises(ValueError, match=r"max_len \(0\) must be >= 1"):
         Settings(max_len=0)
+
+
+def test_source_shorter_than_target(tmp_path):
+    src, tgt = [s for s, _ in GOOD][:30], [t for _, t in GOOD]
+    with pytest.raises(DataError, match=r"train\.en has 30 lines but .*train\.de has more.*train\.de:31"):
+        build(corpus(tmp_path, src, tgt), tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["not gzip", "truncated"])
+def test_a_damaged_gzip_file_is_named(tmp_path, damage):
+    good = gzip.compress("".join(f"{s}\n" for s, _ in GOOD).encode())
+    (tmp_path / "train.en.gz").write_bytes(b"plain text\n" if damage == "not gzip" else good[: len(good) // 2])
+    source = ParallelText(train=[str(tmp_path / "train.en.gz"), write(tmp_path / "train.de", [t for _, t in GOOD])],
+                          val_size=5, test_size=5)
+    with pytest.raises(DataError, match=r"train\.en\.gz:\d+: cannot read the file"):
+        build(source, tmp_path)
+
+
+def test_blank_tsv_lines_are_empty_pairs_not_malformed_rows(tmp_path):
+    rows = [f"{s}\t{t}" for s, t in GOOD] + [""]
+    with pytest.warns(DataWarning, match=r"train\.tsv: dropped 1 pairs with an empty side \(lines 41\)"):
+        build(ParallelText(train=write(tmp_path / "train.tsv", rows), val_size=5, test_size=5), tmp_path)

@@ -77,4 +77,30 @@ def test_a_failed_build_leaves_no_cache_behind(tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\n" * 20 + "no tab here\n")
     with pytest.raises(ValueError, match="bad.tsv:21"):
         prepare(ParallelText(train=str(tmp_path / "bad.tsv"), val_size=2, test_size=2), tmp_path / "cache", WORDS)
-    assert not list((tmp_path / "cache").iterdir())
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+
+
+def test_chunks_join_up_exactly_with_filtering_across_their_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(preprocess, "CHUNK", 7)  # many chunks, each with pairs dropped for length
+    settings = Settings(kind="word", vocab_size=10_000, min_frequency=1, joint=False, max_len=8)
+    with pytest.warns(DataWarning, match="longer than max_len=8"):
+        corpus = Corpus.load(prepare(TOY, tmp_path, settings))
+    kept = [(s, t) for s, t in TOY.splits()["train"] if len(s.split()) <= 8 and len(t.split()) <= 8]
+    ids = corpus.ids["train"]
+    assert 0 < len(kept) == len(ids) < 300 and corpus.stats["train"]["dropped_long"] == 300 - len(kept)
+    assert [(corpus.src_tokenizer.decode(ids[i][1]), corpus.tgt_tokenizer.decode(ids[i][2]))
+            for i in range(len(ids))] == kept
+
+
+def prepare_in_another_process(root):
+    return str(prepare(TOY, root, WORDS))
+
+
+def test_processes_preparing_at_once_build_one_cache_and_share_it(tmp_path):
+    """As DDP ranks or parallel sweep jobs do: one builds under the lock, the other waits and reuses it."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        paths = list(pool.map(prepare_in_another_process, [tmp_path, tmp_path]))
+    assert paths[0] == paths[1]
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [os.path.basename(paths[0])]

@@ -83,3 +83,11 @@ def test_parallel_too_small_to_split(tmp_path):
     (tmp_path / "tiny.tsv").write_text("a\tb\n" * 10)
     with pytest.raises(DataError, match=r"tiny\.tsv: 10 lines cannot give 2000 pairs to val and test"):
         ParallelText(train=str(tmp_path / "tiny.tsv")).text_splits()
+
+
+def test_multi30k_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    def offline(url, timeout):
+        raise OSError("Network is unreachable")
+    monkeypatch.setattr(multi30k.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"train\.en\.gz: download failed \(Network is unreachable\)"):
+        Multi30k(root=str(tmp_path), download=True).text_splits()

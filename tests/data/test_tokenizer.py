@@ -65,3 +65,16 @@ def test_word_level_decodes_with_spaces_and_saves_and_loads(tmp_path):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="'unigram' is not one of"):
         Tokenizer.train(["a b"], kind="unigram")
+
+
+def test_bpe_without_any_shared_data_round_trips_and_matches_the_library():
+    """The same checks on text made here, with the whitespace oddities real corpora have."""
+    words = ["Hund", "Katze", "läuft", "schnell", "über", "die", "Straße", "und", "springt", "hoch"]
+    lines = [" ".join(words[(i * k) % 10] for k in range(1, 4 + i % 7)) + "." for i in range(400)]
+    tok = Tokenizer.train(lines, kind="bpe", vocab_size=120)
+    odd = ["  zwei  Leerzeichen ", "Tab\tund\x1cTrenner", "Straße, Hund!", ""]
+    ids, lengths = tok.encode_lines([*lines, *odd])
+    assert ids.tolist() == [i for line in [*lines, *odd] for i in tok.encode(line)]
+    assert lengths.tolist() == [len(tok.encode(line)) for line in [*lines, *odd]]
+    assert [tok.decode(tok.encode(line)) for line in lines[:50]] == lines[:50]
+    assert tok.decode(tok.encode("Straße. Hund.")) == "Straße. Hund."  # punctuation stays attached

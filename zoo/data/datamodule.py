@@ -9,20 +9,21 @@ from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
 from zoo.data.preprocess import Corpus, Settings, prepare
+from zoo.data.text import Source
 
 
 class TranslationDataModule(L.LightningDataModule):
     """`source` is one of the zoo's corpora (`zoo.data.toy`, `scan`, `multi30k`, `parallel`): it has
-    `fingerprint()` and `text_splits()` with "train", "val" and one or more test splits. `tokenizer` holds the
+    `fingerprint()` and `text_splits()` with "train", "val" and one or more test splits. `preprocess` holds the
     `zoo.data.preprocess.Settings` (kind, vocab_size, joint, min_frequency, max_len, empty_lines). `root` (the
     corpus's folder) and `split` (SCAN's simple or length) are the user's knobs for the source's config, which
     reads them as `${data.root}` and `${data.split}`; the results record them."""
 
-    def __init__(self, source, *, tokenizer: dict | None = None, cache_dir: str = ".cache/zoo",
-                 root: str | None = None, split: str | None = None, max_tokens: int = 4096, eval_max_tokens: int = 16384, seed: int = 0,
-                 num_workers: int = 0):
+    def __init__(self, source: Source, *, preprocess: dict | None = None, cache_dir: str = ".cache/zoo",
+                 root: str | None = None, split: str | None = None, max_tokens: int = 4096,
+                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0):
         super().__init__()
-        self.source, self.settings, self.cache_dir = source, Settings(**(tokenizer or {})), cache_dir
+        self.source, self.settings, self.cache_dir = source, Settings(**(preprocess or {})), cache_dir
         self.root, self.split = root, split
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
         self.seed, self.num_workers = seed, num_workers

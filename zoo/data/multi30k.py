@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.data.text import DataError, TextSplit
+from zoo.data.text import DataError, TextSplit, describe_files
 
 LANGUAGES = ("en", "de", "fr", "cs")
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr", "test2017": "test_2017_flickr"}
@@ -40,8 +40,12 @@ def fetch(name: str, root: Path) -> None:
     """Download one file into `root`, keeping it only if its sha256 matches."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{name}.part"
-    with urllib.request.urlopen(f"{URL}/{name}", timeout=60) as response:
-        tmp.write_bytes(response.read())
+    try:
+        with urllib.request.urlopen(f"{URL}/{name}", timeout=60) as response:
+            tmp.write_bytes(response.read())
+    except OSError as e:  # URLError, timeouts, refused connections
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{URL}/{name}: download failed ({e}); copy the files into {root} instead") from None
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     if digest != SHA256[name]:
         tmp.unlink()
@@ -80,8 +84,7 @@ class Multi30k:
 
     def fingerprint(self) -> dict:
         self.ensure_files()
-        return {split: [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in pair]
-                for split, pair in self.files().items()}
+        return {split: describe_files(pair) for split, pair in self.files().items()}
 
     def text_splits(self) -> dict[str, TextSplit]:
         self.ensure_files()

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.data.text import DataError, TextSplit, Triple, count_lines
+from zoo.data.text import DataError, TextSplit, Triple, count_lines, describe_files
 
 
 def split_of(spec: str | Sequence[str], name: str) -> TextSplit:
@@ -19,11 +19,11 @@ def split_of(spec: str | Sequence[str], name: str) -> TextSplit:
     return TextSplit.from_files(Path(spec[0]), Path(spec[1]))
 
 
-def subset(split: TextSplit, lines: frozenset[int], keep: bool, where: str) -> TextSplit:
-    """The pairs of `split` whose line number is (`keep`) or is not in `lines`."""
+def subset(split: TextSplit, lines: frozenset[int], keep: bool) -> TextSplit:
+    """The pairs of `split` whose line number is (`keep`) or is not in `lines`; line numbers stay the file's."""
     def read() -> Iterator[Triple]:
         return ((n, s, t) for n, s, t in split.read() if (n in lines) == keep)
-    return TextSplit(where, read)
+    return TextSplit(split.src_name, split.tgt_name, read)
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,14 @@ class ParallelText:
     test_size: int = 1000
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("val_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be >= 1")
+
     def fingerprint(self) -> dict:
         def describe(spec):
-            if spec is None:
-                return None
-            paths = [Path(spec)] if isinstance(spec, str) else [Path(p) for p in spec]
-            return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths if p.exists()]
+            return None if spec is None else describe_files([spec] if isinstance(spec, str) else spec)
         return {"train": describe(self.train), "val": describe(self.val), "test": describe(self.test),
                 "val_size": self.val_size, "test_size": self.test_size, "seed": self.seed}
 
@@ -58,7 +60,7 @@ class ParallelText:
         drawn = random.Random(f"parallel-{self.seed}").sample(range(1, n + 1), sum(wanted.values()))
         held_out, start = {}, 0
         for name, size in wanted.items():
-            held_out[name] = subset(train, frozenset(drawn[start:start + size]), True, f"{train.where} ({name} part)")
+            held_out[name] = subset(train, frozenset(drawn[start:start + size]), True)
             start += size
-        rest = subset(train, frozenset(drawn), False, train.where)
+        rest = subset(train, frozenset(drawn), False)
         return {"train": rest, **given, **held_out}

@@ -1,8 +1,8 @@
 """Preprocessing, done once per corpus and tokenizer setting: train the tokenizer(s) on the training split, encode
 every split in chunks, and keep the ids on disk as flat arrays that later runs (and every DDP rank) memory-map.
 
-A cache directory is named by a hash of the inputs (the source's fingerprint: file names, sizes and modification
-times, or generator settings) and the preprocessing settings, so a changed input or setting gets a new cache. It is
+A cache directory is named by a hash of the inputs (the source's fingerprint: file names, sizes and content hashes,
+or generator settings) and the preprocessing settings, so a changed input or setting gets a new cache. It is
 built in a temporary directory and renamed into place when complete; `meta.json` records the sizes and sha256 of
 every file, so a truncated or corrupt cache is detected, reported and rebuilt. Memory stays flat in the corpus size:
 lines are streamed, and only the per-pair index (line number, lengths: 24 bytes a pair) grows with it.
@@ -16,10 +16,12 @@ Layout of a cache directory:
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from itertools import islice
@@ -28,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from zoo.data.text import DataError, TextSplit
-from zoo.data.tokenizer import Tokenizer, lines_of
+from zoo.data.text import DataError, Source, TextSplit, sides
+from zoo.data.tokenizer import KINDS, Tokenizer
 
 VERSION = 1
 CHUNK = 50_000  # pairs encoded at a time
@@ -42,8 +44,8 @@ class DataWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Settings:
-    """How text becomes ids. `max_len` (subword tokens, either side) filters the training split only: evaluation
-    splits are scored whole."""
+    """How text becomes ids: the tokenizer (`kind`, `vocab_size`, `joint`, `min_frequency`) and the cleaning.
+    `max_len` (tokens, either side) filters the training split only: evaluation splits are scored whole."""
 
     kind: str = "bpe"
     vocab_size: int = 8000
@@ -53,6 +55,10 @@ class Settings:
     empty_lines: str = "drop"
 
     def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"tokenizer kind {self.kind!r} is not one of {list(KINDS)}")
+        if self.min_frequency < 1:
+            raise ValueError(f"min_frequency ({self.min_frequency}) must be >= 1")
         if self.empty_lines not in EMPTY_LINES:
             raise ValueError(f"empty_lines {self.empty_lines!r} is not one of {list(EMPTY_LINES)}")
         if self.max_len is not None and self.max_len < 1:
@@ -91,26 +97,25 @@ def problem_with(path: Path) -> str | None:
     return None
 
 
-def prepare(source, root: Path, settings: Settings) -> Path:
-    """The cache directory of `source` under `root`, built unless an intact one exists."""
+def prepare(source: Source, root: Path, settings: Settings) -> Path:
+    """The cache directory of `source` under `root`, built unless an intact one exists. Safe to call from several
+    processes at once (DDP ranks, parallel jobs): one builds under a lock while the others wait, then reuse it."""
     path = cache_dir_for(root, type(source).__name__.lower(), source.fingerprint(), settings)
-    if path.exists():
-        problem = problem_with(path)
-        if problem is None:
-            return path
-        warnings.warn(f"rebuilding the data cache {path}: {problem}", DataWarning, stacklevel=2)
-        shutil.rmtree(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        build(source.text_splits(), tmp, settings)
-        os.replace(tmp, path)
-    except OSError:
-        if problem_with(path) is not None:  # unless another process finished the same cache first
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            problem = problem_with(path)
+            if problem is None:
+                return path
+            warnings.warn(f"rebuilding the data cache {path}: {problem}", DataWarning, stacklevel=2)
+            shutil.rmtree(path)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
+        try:
+            build(source.text_splits(), tmp, settings)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -121,11 +126,11 @@ def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> None:
     train = splits["train"]
     options = {"kind": settings.kind, "vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency}
     if settings.joint:
-        src_tok = tgt_tok = Tokenizer.train(lines_of(train.read(), "both"), **options)
+        src_tok = tgt_tok = Tokenizer.train(sides(train.read(), "both"), **options)
         src_tok.save(out / "tokenizer.json")
     else:
-        src_tok = Tokenizer.train(lines_of(train.read(), "src"), **options)
-        tgt_tok = Tokenizer.train(lines_of(train.read(), "tgt"), **options)
+        src_tok = Tokenizer.train(sides(train.read(), "src"), **options)
+        tgt_tok = Tokenizer.train(sides(train.read(), "tgt"), **options)
         src_tok.save(out / "src.tokenizer.json")
         tgt_tok.save(out / "tgt.tokenizer.json")
     stats = {name: encode_split(name, split, src_tok, tgt_tok, out, settings) for name, split in splits.items()}
@@ -136,51 +141,57 @@ def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> None:
 
 def encode_split(name: str, split: TextSplit, src_tok: Tokenizer, tgt_tok: Tokenizer, out: Path,
                  settings: Settings) -> dict:
-    """Encode one split into `out`; returns its counts."""
+    """Encode one split into `out`, a chunk of pairs at a time; returns its counts."""
     dtype = np.uint16 if max(len(src_tok), len(tgt_tok)) <= 2**16 else np.uint32
-    index, texts, empty, long = [], [], [], []
     evaluation = name != "train"
+    index, texts, empty_at, long_at = [], [], [], []  # the last two: line numbers of dropped pairs
     pairs = split.read()
     with open(out / f"{name}.src", "wb") as src_file, open(out / f"{name}.tgt", "wb") as tgt_file, \
             tqdm(desc=f"tokenizing {name}", unit=" pairs", leave=False) as bar:
         while chunk := list(islice(pairs, CHUNK)):
             bar.update(len(chunk))
-            kept = []
-            for n, s, t in chunk:
-                if s.strip() and t.strip():
-                    kept.append((n, s, t))
-                elif settings.empty_lines == "error":
-                    raise DataError(f"{split.where}, line {n}: empty {'source' if not s.strip() else 'target'} line")
-                else:
-                    empty.append(n)
+            kept = [(n, s, t) for n, s, t in chunk if s.strip() and t.strip()]
+            if len(kept) < len(chunk):
+                n, s, t = next(p for p in chunk if not (p[1].strip() and p[2].strip()))
+                if settings.empty_lines == "error":
+                    side, file = ("source", split.src_name) if not s.strip() else ("target", split.tgt_name)
+                    raise DataError(f"{file}:{n}: empty {side} line (data.preprocess.empty_lines=drop skips them)")
+                empty_at.extend(n for n, s, t in chunk if not (s.strip() and t.strip()))
             if not kept:
                 continue
-            lines = np.array([n for n, _, _ in kept], np.int64)  # (N,)
+            line_numbers = np.array([n for n, _, _ in kept], np.int64)  # (N,)
             src_ids, src_len = src_tok.encode_lines([s for _, s, _ in kept])
             tgt_ids, tgt_len = tgt_tok.encode_lines([t for _, _, t in kept])
             if settings.max_len is not None and not evaluation:
                 fits = (src_len <= settings.max_len) & (tgt_len <= settings.max_len)  # (N,)
-                long.extend(lines[~fits].tolist())
+                long_at.extend(line_numbers[~fits].tolist())
                 src_ids, tgt_ids = src_ids[np.repeat(fits, src_len)], tgt_ids[np.repeat(fits, tgt_len)]
-                lines, src_len, tgt_len = lines[fits], src_len[fits], tgt_len[fits]
+                line_numbers, src_len, tgt_len = line_numbers[fits], src_len[fits], tgt_len[fits]
             src_file.write(src_ids.astype(dtype).tobytes())
             tgt_file.write(tgt_ids.astype(dtype).tobytes())
-            index.append(np.stack([lines, src_len, tgt_len], 1))  # (N, 3)
+            index.append(np.stack([line_numbers, src_len, tgt_len], 1))  # (N, 3)
             if evaluation:
                 texts.extend((s, t) for _, s, t in kept)
     index = np.concatenate(index) if index else np.zeros((0, 3), np.int64)
     if len(index) == 0:
-        raise DataError(f"{split.where}: no usable pairs (empty lines: {len(empty)}, longer than max_len: {len(long)})")
+        raise DataError(f"{split.where}: no usable pairs ({len(empty_at)} with an empty side, {len(long_at)} longer "
+                        f"than max_len)")
     np.save(out / f"{name}.index.npy", index)
     if evaluation:
         (out / f"{name}.text.json").write_text(json.dumps(texts, ensure_ascii=False))
-    for lines, what in ((empty, "empty"), (long, f"longer than max_len={settings.max_len} tokens")):
-        if lines:
-            shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
-            warnings.warn(f"{split.where}: dropped {len(lines)} pairs with {what} lines (line {shown})",
-                          DataWarning, stacklevel=3)
+    for dropped, why in ((empty_at, "with an empty side"), (long_at, f"longer than max_len={settings.max_len} tokens")):
+        if dropped:
+            shown = ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else "")
+            warnings.warn(f"{split.where}: dropped {len(dropped)} pairs {why} (lines {shown})", DataWarning,
+                          stacklevel=3)
     return {"pairs": len(index), "src_tokens": int(index[:, 1].sum()), "tgt_tokens": int(index[:, 2].sum()),
-            "dtype": np.dtype(dtype).name, "dropped_empty": len(empty), "dropped_long": len(long)}
+            "dtype": np.dtype(dtype).name, "dropped_empty": len(empty_at), "dropped_long": len(long_at)}
+
+
+def memmap(file: Path, dtype: str) -> np.ndarray:
+    if file.stat().st_size == 0:  # numpy cannot map an empty file
+        return np.zeros(0, dtype)
+    return np.memmap(file, dtype=dtype, mode="r")
 
 
 @dataclass
@@ -224,16 +235,10 @@ class Corpus:
             src_tok, tgt_tok = Tokenizer.load(path / "src.tokenizer.json"), Tokenizer.load(path / "tgt.tokenizer.json")
         ids, texts = {}, {}
         for name, stats in meta["splits"].items():
-            index = np.load(path / f"{name}.index.npy")
-
-            def side(suffix: str, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                file = path / f"{name}.{suffix}"
-                flat = (np.memmap(file, dtype=stats["dtype"], mode="r") if file.stat().st_size
-                        else np.zeros(0, stats["dtype"]))  # numpy cannot map an empty file
-                return flat, np.concatenate([[0], np.cumsum(lengths)])
-
-            (src, src_start), (tgt, tgt_start) = side("src", index[:, 1]), side("tgt", index[:, 2])
-            ids[name] = SplitIds(src, tgt, src_start, tgt_start, index[:, 0])
+            index = np.load(path / f"{name}.index.npy")  # (N, 3): line number, source length, target length
+            starts = [np.concatenate([[0], np.cumsum(index[:, k])]) for k in (1, 2)]  # (N + 1,) each
+            src, tgt = (memmap(path / f"{name}.{side}", stats["dtype"]) for side in ("src", "tgt"))
+            ids[name] = SplitIds(src, tgt, starts[0], starts[1], index[:, 0])
             if name != "train":
                 texts[name] = [tuple(p) for p in json.loads((path / f"{name}.text.json").read_text())]
         return cls(src_tok, tgt_tok, ids, texts, meta["splits"])

@@ -1,16 +1,19 @@
 """Reading parallel text: aligned file pairs (plain or .gz) and two-column TSV files, one pair per line.
 
 Every problem is reported as a `DataError` naming the file and the line, when it is met: a missing or empty file,
-invalid UTF-8, files of different lengths, a TSV row without exactly two fields. Empty lines are passed on, with
-their line number, for the preprocessing to drop (and count) or refuse.
+a damaged gzip file, invalid UTF-8, files of different lengths, a TSV row without exactly two fields. Empty lines
+are passed on, with their line number, for the preprocessing to drop (and count) or refuse.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
+from typing import Protocol
 
 Triple = tuple[int, str, str]  # (line number from 1, source, target)
 
@@ -21,25 +24,39 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class TextSplit:
-    """One split of a corpus. `read()` yields (line number, source, target) afresh each time; `where` names its
-    files in messages."""
+    """One split of a corpus. `read()` yields (line number, source, target) afresh each time; `src_name` and
+    `tgt_name` name where each side comes from, for messages ("file:line")."""
 
-    where: str
+    src_name: str
+    tgt_name: str
     read: Callable[[], Iterator[Triple]]
 
+    @property
+    def where(self) -> str:
+        return self.src_name if self.src_name == self.tgt_name else f"{self.src_name} / {self.tgt_name}"
+
     @classmethod
-    def in_memory(cls, where: str, pairs: Sequence[tuple[str, str]]) -> TextSplit:
-        return cls(where, lambda: ((i, s, t) for i, (s, t) in enumerate(pairs, 1)))
+    def in_memory(cls, name: str, pairs: Sequence[tuple[str, str]]) -> TextSplit:
+        return cls(name, name, lambda: ((i, s, t) for i, (s, t) in enumerate(pairs, 1)))
 
     @classmethod
     def from_files(cls, src: Path, tgt: Path) -> TextSplit:
         check_files([src, tgt])
-        return cls(f"{src} / {tgt}", lambda: read_aligned(src, tgt))
+        return cls(str(src), str(tgt), lambda: read_aligned(src, tgt))
 
     @classmethod
     def from_tsv(cls, path: Path) -> TextSplit:
         check_files([path])
-        return cls(str(path), lambda: read_tsv(path))
+        return cls(str(path), str(path), lambda: read_tsv(path))
+
+
+class Source(Protocol):
+    """A corpus: what the preprocessing cache is keyed by, and the text of its splits ("train", "val" and one or
+    more test splits)."""
+
+    def fingerprint(self) -> dict: ...
+
+    def text_splits(self) -> dict[str, TextSplit]: ...
 
 
 def check_files(paths: Sequence[Path]) -> None:
@@ -51,22 +68,30 @@ def check_files(paths: Sequence[Path]) -> None:
             raise DataError(f"{p}: the file is empty")
 
 
+def raw_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a plain or gzipped file as bytes; a damaged gzip file is a DataError naming it."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    n = 0
+    try:
+        with opener(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                yield raw
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}:{n + 1}: cannot read the file ({e})") from None
+    if n == 0:
+        raise DataError(f"{path}: the file is empty")
+
+
 def read_lines(path: Path) -> Iterator[str]:
     """The lines of a UTF-8 text file, plain or gzipped, without their line endings."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        n = 0
-        for n, raw in enumerate(f, 1):
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{n}: invalid UTF-8 (byte {e.start + 1} of the line)") from None
-        if n == 0:
-            raise DataError(f"{path}: the file is empty")
+    for n, raw in enumerate(raw_lines(path), 1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{n}: invalid UTF-8 (byte {e.start + 1} of the line)") from None
 
 
 def read_aligned(src: Path, tgt: Path) -> Iterator[Triple]:
-    n = 0
     for n, (s, t) in enumerate(zip_longest(read_lines(src), read_lines(tgt)), 1):
         if s is None or t is None:
             short, long = (src, tgt) if s is None else (tgt, src)
@@ -77,6 +102,9 @@ def read_aligned(src: Path, tgt: Path) -> Iterator[Triple]:
 
 def read_tsv(path: Path) -> Iterator[Triple]:
     for n, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            yield n, "", ""  # an empty line: dropped or refused like any other
+            continue
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(f"{path}:{n}: expected 2 tab-separated fields (source, target), found {len(fields)}")
@@ -84,9 +112,27 @@ def read_tsv(path: Path) -> Iterator[Triple]:
 
 
 def count_lines(path: Path) -> int:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        n = sum(1 for _ in f)
-    if n == 0:
-        raise DataError(f"{path}: the file is empty")
-    return n
+    return sum(1 for _ in raw_lines(path))
+
+
+def describe_files(paths: Sequence[Path]) -> list[list]:
+    """What a cache key needs to know of input files: name, size and content hash (not where they live, so a moved
+    or copied corpus keeps its cache; not their modification time, which copies do not keep)."""
+    check_files(paths)
+    out = []
+    for p in map(Path, paths):
+        digest = hashlib.sha256()
+        with open(p, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+        out.append([p.name, p.stat().st_size, digest.hexdigest()])
+    return out
+
+
+def sides(pairs: Iterator[Triple], side: str) -> Iterator[str]:
+    """The source (side "src"), target ("tgt") or both ("both") lines of (line number, source, target) triples."""
+    for _, src, tgt in pairs:
+        if side != "tgt":
+            yield src
+        if side != "src":
+            yield tgt

@@ -11,7 +11,7 @@ distinct word rather than once per sentence, which is what lets preprocessing ke
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
 
@@ -28,7 +28,8 @@ def new_tokenizer(kind: str) -> HFTokenizer:
     if kind not in KINDS:
         raise ValueError(f"tokenizer kind {kind!r} is not one of {list(KINDS)}")
     tok = HFTokenizer(models.BPE(unk_token="<unk>") if kind == "bpe" else models.WordLevel(unk_token="<unk>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+    # whitespace as Python's str.split sees it (\s and the separators \x1c-\x1f), so encode_lines can split words
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"[\s\x1c-\x1f]+"), " "),
                                            normalizers.Strip()])
     if kind == "bpe":
         tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
@@ -75,7 +76,7 @@ class Tokenizer:
 
     def encode_lines(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """All ids of `lines` end to end, and each line's length in tokens: (N,) int64."""
-        words_per_line = [line.split() for line in lines]  # the normalizer's whitespace rule, as str.split
+        words_per_line = [line.split() for line in lines]  # the normalizer's whitespace rule
         words = list(chain.from_iterable(words_per_line))
         if len(self._memo) > MEMO_LIMIT:
             self._memo, self._pieces = {}, []
@@ -95,12 +96,3 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text; special tokens are dropped (unk is kept, as "<unk>")."""
         return self.tok.decode([i for i in ids if i >= len(SPECIALS) or i == self.unk_id], skip_special_tokens=False)
-
-
-def lines_of(pairs: Iterator[tuple[int, str, str]], side: str) -> Iterator[str]:
-    """The source (side "src"), target ("tgt") or both ("both") lines of (line number, source, target) pairs."""
-    for _, src, tgt in pairs:
-        if side != "tgt":
-            yield src
-        if side != "src":
-            yield tgt
