@@ -67,7 +67,7 @@ def test_unknown_kind_is_refused():
         Tokenizer.train(["a b"], kind="unigram")
 
 
-def test_bpe_without_any_shared_data_round_trips_and_matches_the_library():
+def test_bpe_without_any_shared_data_round_trips_and_matches_the_library(monkeypatch):
     """The same checks on text made here, with the whitespace oddities real corpora have."""
     words = ["Hund", "Katze", "läuft", "schnell", "über", "die", "Straße", "und", "springt", "hoch"]
     lines = [" ".join(words[(i * k) % 10] for k in range(1, 4 + i % 7)) + "." for i in range(400)]
@@ -78,3 +78,7 @@ def test_bpe_without_any_shared_data_round_trips_and_matches_the_library():
     assert lengths.tolist() == [len(tok.encode(line)) for line in [*lines, *odd]]
     assert [tok.decode(tok.encode(line)) for line in lines[:50]] == lines[:50]
     assert tok.decode(tok.encode("Straße. Hund.")) == "Straße. Hund."  # punctuation stays attached
+    monkeypatch.setattr("zoo.data.tokenizer.MEMO_LIMIT", 3)  # the memo of words restarts when it grows too big
+    for start in range(0, 400, 50):
+        chunk = lines[start:start + 50]
+        assert tok.encode_lines(chunk)[0].tolist() == [i for line in chunk for i in tok.encode(line)]

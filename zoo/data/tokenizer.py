@@ -47,8 +47,22 @@ class Tokenizer:
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = (tok.token_to_id(t) for t in SPECIALS)
         if None in (self.pad_id, self.bos_id, self.eos_id, self.unk_id):
             raise ValueError(f"a tokenizer needs the special tokens {list(SPECIALS)}")
-        self._memo: dict[str, int] = {}  # word -> its row in the piece table below
-        self._pieces: list[list[int]] = []
+        self._forget_words()
+
+    def _forget_words(self) -> None:
+        """The memo of encode_lines: word -> row r; row r's pieces are piece_ids[piece_start[r]:][:piece_count[r]]."""
+        self._memo: dict[str, int] = {}
+        self._piece_ids = np.zeros(0, np.int64)
+        self._piece_start = np.zeros(0, np.int64)
+        self._piece_count = np.zeros(0, np.int64)
+
+    def _learn_words(self, words: list[str]) -> None:
+        pieces = [enc.ids for enc in self.tok.encode_batch_fast(words, add_special_tokens=False)]  # all cores
+        count = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        self._memo.update(zip(words, range(len(self._memo), len(self._memo) + len(words))))
+        self._piece_start = np.concatenate([self._piece_start, len(self._piece_ids) + np.cumsum(count) - count])
+        self._piece_count = np.concatenate([self._piece_count, count])
+        self._piece_ids = np.concatenate([self._piece_ids, np.fromiter(chain.from_iterable(pieces), np.int64)])
 
     @classmethod
     def train(cls, lines: Iterable[str], *, kind: str = "bpe", vocab_size: int = 8000,
@@ -79,19 +93,19 @@ class Tokenizer:
         words_per_line = [line.split() for line in lines]  # the normalizer's whitespace rule
         words = list(chain.from_iterable(words_per_line))
         if len(self._memo) > MEMO_LIMIT:
-            self._memo, self._pieces = {}, []
-        new = list(dict.fromkeys(w for w in words if w not in self._memo))
-        for w, enc in zip(new, self.tok.encode_batch_fast(new, add_special_tokens=False)):  # all cores
-            self._memo[w] = len(self._pieces)
-            self._pieces.append(enc.ids)
-        rows = np.fromiter(map(self._memo.__getitem__, words), np.int64, len(words))  # (words,)
-        pieces_per_word = np.fromiter(map(len, self._pieces), np.int64, len(self._pieces))[rows]  # (words,)
-        ends = np.cumsum(np.fromiter(map(len, words_per_line), np.int64, len(lines)))  # (N,) words so far
-        tokens_so_far = np.concatenate([[0], np.cumsum(pieces_per_word)])  # (words + 1,)
-        lengths = np.diff(tokens_so_far[np.concatenate([[0], ends])])  # (N,)
-        ids = np.fromiter(chain.from_iterable(map(self._pieces.__getitem__, rows.tolist())), np.int64,
-                          int(tokens_so_far[-1]))
-        return ids, lengths
+            self._forget_words()
+        new = set(words).difference(self._memo)
+        if new:
+            self._learn_words(sorted(new))
+        rows = np.fromiter(map(self._memo.__getitem__, words), np.int64, len(words))  # (W,) for W words
+        count = self._piece_count[rows]  # (W,) pieces of each word
+        ends = np.cumsum(count)  # (W,)
+        # the k-th piece of word w sits at piece_start[w] + k; lay all pieces out end to end:
+        ids = self._piece_ids[np.repeat(self._piece_start[rows] - (ends - count), count)
+                              + np.arange(int(ends[-1]) if len(ends) else 0)]  # (tokens,)
+        words_so_far = np.cumsum(np.fromiter(map(len, words_per_line), np.int64, len(lines)))  # (N,)
+        tokens_so_far = np.concatenate([[0], ends])[np.concatenate([[0], words_so_far])]  # (N + 1,)
+        return ids, np.diff(tokens_so_far)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text; special tokens are dropped (unk is kept, as "<unk>")."""
