@@ -104,3 +104,12 @@ def test_processes_preparing_at_once_build_one_cache_and_share_it(tmp_path):
         paths = list(pool.map(prepare_in_another_process, [tmp_path, tmp_path]))
     assert paths[0] == paths[1]
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [os.path.basename(paths[0])]
+
+
+def test_the_tokenizer_sample_is_seeded_uniform_and_in_order():
+    pairs = [(n, f"s{n}", f"t{n}") for n in range(1, 10_001)]
+    sample = preprocess.sample_pairs(iter(pairs), 1000)
+    assert len(sample) == 1000 == len(set(sample)) and sample == sorted(sample)
+    assert sample == preprocess.sample_pairs(iter(pairs), 1000)
+    assert 4000 < sum(n for n, _, _ in sample) / len(sample) < 6000  # spread over the whole stream
+    assert preprocess.sample_pairs(iter(pairs[:10]), 1000) == pairs[:10]

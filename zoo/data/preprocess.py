@@ -20,9 +20,11 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from zoo.data.text import DataError, Source, TextSplit, sides
+from zoo.data.text import DataError, Source, TextSplit, Triple, sides
 from zoo.data.tokenizer import KINDS, Tokenizer
 
 VERSION = 1
@@ -51,6 +53,7 @@ class Settings:
     vocab_size: int = 8000
     joint: bool = True
     min_frequency: int = 2
+    tokenizer_sample: int | None = 200_000  # pairs the tokenizer learns from; a seeded sample of larger corpora
     max_len: int | None = None
     empty_lines: str = "drop"
 
@@ -63,6 +66,8 @@ class Settings:
             raise ValueError(f"empty_lines {self.empty_lines!r} is not one of {list(EMPTY_LINES)}")
         if self.max_len is not None and self.max_len < 1:
             raise ValueError(f"max_len ({self.max_len}) must be >= 1 or null")
+        if self.tokenizer_sample is not None and self.tokenizer_sample < 1:
+            raise ValueError(f"tokenizer_sample ({self.tokenizer_sample}) must be >= 1 or null")
         if self.vocab_size < 5:
             raise ValueError(f"vocab_size ({self.vocab_size}) must be >= 5")
 
@@ -124,19 +129,36 @@ def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> None:
     if missing or len(splits) < 3:
         raise ValueError(f"a corpus needs train, val and at least one test split; got {sorted(splits)}")
     train = splits["train"]
+    sample = None if settings.tokenizer_sample is None else sample_pairs(train.read(), settings.tokenizer_sample)
+
+    def lines(side: str) -> Iterator[str]:
+        return sides(train.read() if sample is None else iter(sample), side)
+
     options = {"kind": settings.kind, "vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency}
     if settings.joint:
-        src_tok = tgt_tok = Tokenizer.train(sides(train.read(), "both"), **options)
+        src_tok = tgt_tok = Tokenizer.train(lines("both"), **options)
         src_tok.save(out / "tokenizer.json")
     else:
-        src_tok = Tokenizer.train(sides(train.read(), "src"), **options)
-        tgt_tok = Tokenizer.train(sides(train.read(), "tgt"), **options)
+        src_tok, tgt_tok = Tokenizer.train(lines("src"), **options), Tokenizer.train(lines("tgt"), **options)
         src_tok.save(out / "src.tokenizer.json")
         tgt_tok.save(out / "tgt.tokenizer.json")
     stats = {name: encode_split(name, split, src_tok, tgt_tok, out, settings) for name, split in splits.items()}
     files = {f.name: (f.stat().st_size, sha256(f)) for f in sorted(out.iterdir())}
     meta = {"version": VERSION, "settings": vars(settings), "splits": stats, "files": files}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def sample_pairs(pairs: Iterator[Triple], k: int) -> list[Triple]:
+    """A seeded uniform sample of k pairs of a stream (reservoir sampling), in stream order.
+    Tokenizers learn from it: vocabulary statistics settle long before a WMT-sized corpus ends (SentencePiece's
+    `input_sentence_size` does the same)."""
+    rng, sample = random.Random(f"tokenizer-sample-{k}"), []
+    for i, pair in enumerate(pairs):
+        if i < k:
+            sample.append(pair)
+        elif (j := rng.randrange(i + 1)) < k:
+            sample[j] = pair
+    return sorted(sample)
 
 
 def encode_split(name: str, split: TextSplit, src_tok: Tokenizer, tgt_tok: Tokenizer, out: Path,
