@@ -113,3 +113,16 @@ def test_the_tokenizer_sample_is_seeded_uniform_and_in_order():
     assert sample == preprocess.sample_pairs(iter(pairs), 1000)
     assert 4000 < sum(n for n, _, _ in sample) / len(sample) < 6000  # spread over the whole stream
     assert preprocess.sample_pairs(iter(pairs[:10]), 1000) == pairs[:10]
+
+
+def test_a_pool_of_processes_writes_exactly_what_one_process_writes(tmp_path, monkeypatch):
+    settings = Settings(kind="word", vocab_size=10_000, min_frequency=1, joint=False, max_len=8)
+    with pytest.warns(DataWarning):
+        one = prepare(TOY, tmp_path / "one", settings)  # 300 pairs: one chunk, no pool
+    monkeypatch.setattr(preprocess, "CHUNK", 16)
+    monkeypatch.setattr(preprocess.os, "sched_getaffinity", lambda pid: {0, 1})  # a pool even on one core
+    with pytest.warns(DataWarning):
+        pooled = prepare(TOY, tmp_path / "pool", settings)
+    for file in ("train.src", "train.tgt", "train.index.npy"):
+        assert (pooled / file).read_bytes() == (one / file).read_bytes()
+    assert json.loads((pooled / "meta.json").read_text())["files"] == json.loads((one / "meta.json").read_text())["files"]

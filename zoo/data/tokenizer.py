@@ -76,6 +76,10 @@ class Tokenizer:
         return cls(tok)
 
     @classmethod
+    def from_str(cls, json: str) -> Tokenizer:
+        return cls(HFTokenizer.from_str(json))
+
+    @classmethod
     def load(cls, path: Path) -> Tokenizer:
         return cls(HFTokenizer.from_file(str(path)))
 
@@ -90,8 +94,8 @@ class Tokenizer:
 
     def encode_lines(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """All ids of `lines` end to end, and each line's length in tokens: (N,) int64."""
-        words_per_line = [line.split() for line in lines]  # the normalizer's whitespace rule
-        words = list(chain.from_iterable(words_per_line))
+        words = " ".join(lines).split()  # (W,) at the normalizer's whitespace; one call is faster than one a line
+        words_per_line = np.fromiter(map(len, map(str.split, lines)), np.int64, len(lines))  # (N,)
         if len(self._memo) > MEMO_LIMIT:
             self._forget_words()
         new = set(words).difference(self._memo)
@@ -103,7 +107,7 @@ class Tokenizer:
         # the k-th piece of word w sits at piece_start[w] + k; lay all pieces out end to end:
         ids = self._piece_ids[np.repeat(self._piece_start[rows] - (ends - count), count)
                               + np.arange(int(ends[-1]) if len(ends) else 0)]  # (tokens,)
-        words_so_far = np.cumsum(np.fromiter(map(len, words_per_line), np.int64, len(lines)))  # (N,)
+        words_so_far = np.cumsum(words_per_line)  # (N,)
         tokens_so_far = np.concatenate([[0], ends])[np.concatenate([[0], words_so_far])]  # (N + 1,)
         return ids, np.diff(tokens_so_far)
 
