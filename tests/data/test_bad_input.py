@@ -72,7 +72,8 @@ def test_empty_lines_are_dropped_and_counted_or_refused(tmp_path):
     source = ParallelText(train=[write(tmp_path / "train.en", src), write(tmp_path / "train.de", tgt)],
                           val=[write(tmp_path / "val.en", src[:5]), write(tmp_path / "val.de", tgt[:5])],
                           test=[write(tmp_path / "test.en", src[:5]), write(tmp_path / "test.de", tgt[:5])])
-    with pytest.warns(DataWarning, match=r"train\.en / .*train\.de: dropped 3 pairs with an empty side \(lines 4, 10, 31\)"):
+    expected = r"train\.en / .*train\.de: dropped 3 pairs with an empty side \(lines 4, 10, 31\)"
+    with pytest.warns(DataWarning, match=expected):
         path = build(source, tmp_path)
     from zoo.data.preprocess import Corpus
     stats = Corpus.load(path).stats

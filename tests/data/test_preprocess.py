@@ -125,4 +125,5 @@ def test_a_pool_of_processes_writes_exactly_what_one_process_writes(tmp_path, mo
         pooled = prepare(TOY, tmp_path / "pool", settings)
     for file in ("train.src", "train.tgt", "train.index.npy"):
         assert (pooled / file).read_bytes() == (one / file).read_bytes()
-    assert json.loads((pooled / "meta.json").read_text())["files"] == json.loads((one / "meta.json").read_text())["files"]
+    meta = [json.loads((path / "meta.json").read_text()) for path in (pooled, one)]
+    assert meta[0]["files"] == meta[1]["files"] and meta[0]["splits"] == meta[1]["splits"]

@@ -78,7 +78,8 @@ class Multi30k:
         missing = [p for pair in self.files().values() for p in pair if not p.is_file()]
         if missing and not self.download:
             raise DataError(f"Multi30k {self.src_lang}-{self.tgt_lang}: missing {', '.join(map(str, missing))} in "
-                            f"{self.root}; point data.root at the folder holding them, or set data.source.download=true")
+                            f"{self.root}; point data.root at the folder holding them, "
+                            f"or set data.source.download=true")
         for path in missing:
             fetch(path.name, Path(self.root))
 
