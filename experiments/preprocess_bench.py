@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.parallel import ParallelText
-from zoo.data.preprocess import Corpus, Settings, prepare
+from zoo.data.cache import Corpus, prepare
+from zoo.data.preprocess import Settings
 from zoo.data.toy import ToyTranslation
 
 SETTINGS = Settings(kind="bpe", vocab_size=8000, joint=True, max_len=200)

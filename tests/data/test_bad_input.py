@@ -5,7 +5,8 @@ import re
 import pytest
 
 from zoo.data.parallel import ParallelText
-from zoo.data.preprocess import DataWarning, Settings, prepare
+from zoo.data.cache import prepare
+from zoo.data.preprocess import DataWarning, Settings
 from zoo.data.text import DataError
 
 GOOD = [(f"a small sentence number {i}", f"ein kleiner Satz Nummer {i}") for i in range(40)]
@@ -79,7 +80,7 @@ def test_empty_lines_are_dropped_and_counted_or_refused(tmp_path):
     assert any(re.search(r"train\.en / .*train\.de: dropped 3 pairs with an empty side \(lines 4, 10, 31\)", m)
                for m in messages)
     assert any(re.search(r"val\.en / .*val\.de: dropped 1 pairs with an empty side \(lines 4\)", m) for m in messages)
-    from zoo.data.preprocess import Corpus
+    from zoo.data.cache import Corpus
     stats = Corpus.load(path).stats
     assert stats["train"]["pairs"] == 37 and stats["train"]["dropped_empty"] == 3
     assert stats["val"]["dropped_empty"] == 1
@@ -96,7 +97,7 @@ def test_long_lines_are_filtered_from_training_and_counted(tmp_path):
                           val=[write(tmp_path / "v.en", src[:8]), write(tmp_path / "v.de", tgt[:8])])
     with pytest.warns(DataWarning, match=r"dropped 2 pairs longer than max_len=10 tokens \(lines 6, 18\)"):
         path = build(source, tmp_path, max_len=10)
-    from zoo.data.preprocess import Corpus
+    from zoo.data.cache import Corpus
     corpus_ = Corpus.load(path)
     assert corpus_.stats["train"]["dropped_long"] == 2 and len(corpus_.ids["train"]) == 38
     assert len(corpus_.ids["test"]) == 8  # evaluation splits are scored whole

@@ -7,7 +7,8 @@ from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
 from zoo.data.multi30k import Multi30k
-from zoo.data.preprocess import Corpus, Settings, prepare
+from zoo.data.cache import Corpus, prepare
+from zoo.data.preprocess import Settings
 
 SRC = [random.Random(i).randint(1, 40) for i in range(1000)]
 TGT = [random.Random(-i).randint(1, 40) for i in range(1000)]

@@ -7,7 +7,8 @@ import pytest
 
 from zoo.data import preprocess
 from zoo.data.parallel import ParallelText
-from zoo.data.preprocess import Corpus, DataWarning, Settings, prepare
+from zoo.data.cache import Corpus, prepare
+from zoo.data.preprocess import DataWarning, Settings
 from zoo.data.toy import ToyTranslation
 
 TOY = ToyTranslation(n_train=300, n_val=20, n_test=30, n_test_long=10, max_len=12)

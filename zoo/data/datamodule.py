@@ -3,12 +3,14 @@ token-budget batches for every split, on one process or many."""
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
-from zoo.data.preprocess import Corpus, Settings, prepare
+from zoo.data.cache import Corpus, prepare
+from zoo.data.preprocess import Settings
 from zoo.data.text import Source
 
 
@@ -27,15 +29,18 @@ class TranslationDataModule(L.LightningDataModule):
         self.root, self.split = root, split
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
         self.seed, self.num_workers = seed, num_workers
+        self.cache_path: Path | None = None
         self.corpus: Corpus | None = None
 
     def prepare_data(self) -> None:
         """Once per machine under DDP (Lightning calls it on one process per node), before `setup`."""
-        prepare(self.source, self.cache_dir, self.settings)
+        self.cache_path = prepare(self.source, self.cache_dir, self.settings)
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:  # fit, validate and test share one corpus
-            self.corpus = Corpus.load(prepare(self.source, self.cache_dir, self.settings))
+            if self.cache_path is None:  # another DDP process, or no Trainer: prepare_data did not run here
+                self.cache_path = prepare(self.source, self.cache_dir, self.settings)
+            self.corpus = Corpus.load(self.cache_path)
 
     @property
     def src_tokenizer(self):

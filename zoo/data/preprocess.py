@@ -1,28 +1,13 @@
-"""Preprocessing, done once per corpus and tokenizer setting: train the tokenizer(s) on the training split, encode
-every split in chunks, and keep the ids on disk as flat arrays that later runs (and every DDP rank) memory-map.
-
-A cache directory is named by a hash of the inputs (the source's fingerprint: file names, sizes and content hashes,
-or generator settings) and the preprocessing settings, so a changed input or setting gets a new cache. It is
-built in a temporary directory and renamed into place when complete; `meta.json` records the sizes and sha256 of
-every file, so a truncated or corrupt cache is detected, reported and rebuilt. Memory stays flat in the corpus size:
-lines are streamed, and only the per-pair index (line number, lengths: 24 bytes a pair) grows with it.
-
-Layout of a cache directory:
-    meta.json                          settings, counts, file sizes and checksums (written last)
-    tokenizer.json | src.tokenizer.json, tgt.tokenizer.json
-    {split}.src, {split}.tgt           all ids of a side end to end (uint16, or uint32 for large vocabularies)
-    {split}.index.npy                  (N, 3) int64: line number, source length, target length
-    {split}.text.json                  source and target text of the evaluation splits, for scoring
+"""Preprocessing a corpus: train the tokenizer(s) on (a sample of) the training split, then encode every split in
+chunks into flat id files, `zoo.data.cache` keeps the result. Memory stays flat in the corpus size: lines are
+streamed, and only the per-pair index (line number, lengths: 24 bytes a pair) grows with it. A training split of
+more than one chunk is encoded by a pool of processes, one per core.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -35,10 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from zoo.data.text import DataError, Source, TextSplit, Triple, sides
+from zoo.data.text import DataError, TextSplit, Triple, sides
 from zoo.data.tokenizer import KINDS, Tokenizer
 
-VERSION = 1
 CHUNK = 50_000  # pairs encoded at a time
 EMPTY_LINES = ("drop", "error")
 
@@ -75,59 +59,8 @@ class Settings:
             raise ValueError(f"vocab_size ({self.vocab_size}) must be >= 5")
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
-def cache_dir_for(root: Path, name: str, fingerprint: dict, settings: Settings) -> Path:
-    blob = json.dumps({"version": VERSION, "inputs": fingerprint, "settings": vars(settings)}, sort_keys=True)
-    return Path(root) / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
-def problem_with(path: Path) -> str | None:
-    """Why the cache at `path` cannot be used, or None when it is complete and intact."""
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError) as e:
-        return f"meta.json unreadable ({e.__class__.__name__})"
-    if meta.get("version") != VERSION:
-        return f"made by cache version {meta.get('version')}, this is version {VERSION}"
-    for name, (size, digest) in meta["files"].items():
-        file = path / name
-        if not file.is_file() or file.stat().st_size != size:
-            return f"{name} is missing or has the wrong size"
-        if sha256(file) != digest:
-            return f"{name} does not match its checksum"
-    return None
-
-
-def prepare(source: Source, root: Path, settings: Settings) -> Path:
-    """The cache directory of `source` under `root`, built unless an intact one exists. Safe to call from several
-    processes at once (DDP ranks, parallel jobs): one builds under a lock while the others wait, then reuse it."""
-    path = cache_dir_for(root, type(source).__name__.lower(), source.fingerprint(), settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f"{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            problem = problem_with(path)
-            if problem is None:
-                return path
-            warnings.warn(f"rebuilding the data cache {path}: {problem}", DataWarning, stacklevel=2)
-            shutil.rmtree(path)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
-        try:
-            build(source.text_splits(), tmp, settings)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> None:
+def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> dict:
+    """Tokenizer(s) and id files of every split in `out`; returns the counts of each split and the time taken."""
     missing = {"train", "val"} - set(splits)
     if missing or len(splits) < 3:
         raise ValueError(f"a corpus needs train, val and at least one test split; got {sorted(splits)}")
@@ -147,10 +80,7 @@ def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> None:
         tgt_tok.save(out / "tgt.tokenizer.json")
     trained = time.perf_counter()
     stats = {name: encode_split(name, split, src_tok, tgt_tok, out, settings) for name, split in splits.items()}
-    seconds = {"tokenizer": trained - start, "encoding": time.perf_counter() - trained}
-    files = {f.name: (f.stat().st_size, sha256(f)) for f in sorted(out.iterdir())}
-    meta = {"version": VERSION, "settings": vars(settings), "splits": stats, "seconds": seconds, "files": files}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    return {"splits": stats, "seconds": {"tokenizer": trained - start, "encoding": time.perf_counter() - trained}}
 
 
 def sample_pairs(pairs: Iterator[Triple], k: int) -> list[Triple]:
@@ -264,57 +194,3 @@ def encode_split(name: str, split: TextSplit, src_tok: Tokenizer, tgt_tok: Token
             "dtype": np.dtype(dtype).name, "dropped_empty": len(empty_at), "dropped_long": len(long_at)}
 
 
-def memmap(file: Path, dtype: str) -> np.ndarray:
-    if file.stat().st_size == 0:  # numpy cannot map an empty file
-        return np.zeros(0, dtype)
-    return np.memmap(file, dtype=dtype, mode="r")
-
-
-@dataclass
-class SplitIds:
-    """One split's ids, memory-mapped: pair i is src[src_start[i]:src_start[i + 1]], likewise tgt."""
-
-    src: np.ndarray
-    tgt: np.ndarray
-    src_start: np.ndarray  # (N + 1,)
-    tgt_start: np.ndarray  # (N + 1,)
-    lines: np.ndarray  # (N,) line numbers in the input
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray, np.ndarray]:
-        return (i, self.src[self.src_start[i]:self.src_start[i + 1]].astype(np.int64),
-                self.tgt[self.tgt_start[i]:self.tgt_start[i + 1]].astype(np.int64))
-
-    @property
-    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.diff(self.src_start), np.diff(self.tgt_start)
-
-
-@dataclass
-class Corpus:
-    """A loaded cache: tokenizers, ids of every split, texts of the evaluation splits, and the counts."""
-
-    src_tokenizer: Tokenizer
-    tgt_tokenizer: Tokenizer
-    ids: dict[str, SplitIds]
-    texts: dict[str, list[tuple[str, str]]]
-    stats: dict[str, dict]
-
-    @classmethod
-    def load(cls, path: Path) -> Corpus:
-        meta = json.loads((path / "meta.json").read_text())
-        if (path / "tokenizer.json").exists():
-            src_tok = tgt_tok = Tokenizer.load(path / "tokenizer.json")
-        else:
-            src_tok, tgt_tok = Tokenizer.load(path / "src.tokenizer.json"), Tokenizer.load(path / "tgt.tokenizer.json")
-        ids, texts = {}, {}
-        for name, stats in meta["splits"].items():
-            index = np.load(path / f"{name}.index.npy")  # (N, 3): line number, source length, target length
-            starts = [np.concatenate([[0], np.cumsum(index[:, k])]) for k in (1, 2)]  # (N + 1,) each
-            src, tgt = (memmap(path / f"{name}.{side}", stats["dtype"]) for side in ("src", "tgt"))
-            ids[name] = SplitIds(src, tgt, starts[0], starts[1], index[:, 0])
-            if name != "train":
-                texts[name] = [tuple(p) for p in json.loads((path / f"{name}.text.json").read_text())]
-        return cls(src_tok, tgt_tok, ids, texts, meta["splits"])
