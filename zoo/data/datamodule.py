@@ -33,13 +33,14 @@ class TranslationDataModule(L.LightningDataModule):
         self.corpus: Corpus | None = None
 
     def prepare_data(self) -> None:
-        """Once per machine under DDP (Lightning calls it on one process per node), before `setup`."""
-        self.cache_path = prepare(self.source, self.cache_dir, self.settings)
+        """Lightning calls it on one process per node under DDP, before `setup`; the other processes (and a data
+        module used without a Trainer) prepare in `setup`. Once per process: inputs are hashed, the cache verified."""
+        if self.cache_path is None:
+            self.cache_path = prepare(self.source, self.cache_dir, self.settings)
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:  # fit, validate and test share one corpus
-            if self.cache_path is None:  # another DDP process, or no Trainer: prepare_data did not run here
-                self.cache_path = prepare(self.source, self.cache_dir, self.settings)
+            self.prepare_data()
             self.corpus = Corpus.load(self.cache_path)
 
     @property
