@@ -30,18 +30,10 @@ import numpy as np
 
 from zoo.data import preprocess
 from zoo.data.preprocess import DataWarning, Settings
-from zoo.data.text import Source
+from zoo.data.text import Source, sha256
 from zoo.data.tokenizer import Tokenizer
 
 VERSION = 1
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_dir_for(root: Path, name: str, fingerprint: dict, settings: Settings) -> Path:

@@ -6,13 +6,12 @@ set, it is fetched from the dataset's public repository at a pinned commit and c
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.data.text import DataError, TextSplit, describe_files
+from zoo.data.text import DataError, TextSplit, describe_files, sha256
 
 LANGUAGES = ("en", "de", "fr", "cs")
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr", "test2017": "test_2017_flickr"}
@@ -46,7 +45,7 @@ def fetch(name: str, root: Path) -> None:
     except OSError as e:  # URLError, timeouts, refused connections
         tmp.unlink(missing_ok=True)
         raise DataError(f"{URL}/{name}: download failed ({e}); copy the files into {root} instead") from None
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    digest = sha256(tmp)
     if digest != SHA256[name]:
         tmp.unlink()
         raise DataError(f"{URL}/{name}: sha256 {digest} does not match the expected {SHA256[name]}")

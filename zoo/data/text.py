@@ -115,18 +115,20 @@ def count_lines(path: Path) -> int:
     return sum(1 for _ in raw_lines(path))
 
 
+def sha256(path: Path) -> str:
+    """The file's sha256, read in blocks (corpora can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def describe_files(paths: Sequence[Path]) -> list[list]:
     """What a cache key needs to know of input files: name, size and content hash (not where they live, so a moved
     or copied corpus keeps its cache; not their modification time, which copies do not keep)."""
     check_files(paths)
-    out = []
-    for p in map(Path, paths):
-        digest = hashlib.sha256()
-        with open(p, "rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-        out.append([p.name, p.stat().st_size, digest.hexdigest()])
-    return out
+    return [[Path(p).name, Path(p).stat().st_size, sha256(Path(p))] for p in paths]
 
 
 def sides(pairs: Iterator[Triple], side: str) -> Iterator[str]:
