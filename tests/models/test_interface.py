@@ -6,6 +6,16 @@ import torch
 
 from tests.conftest import BOS, EOS, PAD, TGT_V, build, random_batch
 from zoo.decoding import beam_search, greedy_search
+from zoo.models.positions import POSITIONS
+
+MODELS = [("gru", {}), ("attention", {}), *(("transformer", {"positions": p}) for p in POSITIONS)]
+
+
+@pytest.fixture(params=MODELS, ids=lambda m: "-".join([m[0], *m[1].values()]))
+def model(request):
+    """Every architecture, and the Transformer with each kind of positions, through the tests of the interface."""
+    arch, options = request.param
+    return build(arch, **options).eval()
 
 
 def test_shapes(model):
@@ -44,18 +54,23 @@ def test_padding_is_ignored_within_the_batch(model):
     torch.testing.assert_close(model(garbage, src_mask, tgt_in)[1:2], alone)
 
 
-TRANSFORMER_OPTIONS = [{"pre_norm": True}, {"positions": "learned"}, {"tie_embeddings": True}]
+TRANSFORMER_OPTIONS = [{"pre_norm": True}, {"tie_embeddings": True}, {"pre_norm": True, "positions": "rotary"},
+                       {"pre_norm": True, "positions": "alibi"}]
 
 
 @pytest.mark.parametrize("options", TRANSFORMER_OPTIONS)
 def test_transformer_options_keep_step_equal_to_teacher_forcing(options):
-    test_step_by_step_equals_teacher_forcing(build("transformer", **options).eval())
+    assert_step_by_step_equals_teacher_forcing(build("transformer", **options).eval())
 
 
 def test_step_by_step_equals_teacher_forcing(model):
+    assert_step_by_step_equals_teacher_forcing(model)
+
+
+def assert_step_by_step_equals_teacher_forcing(model, S: int = 7, T: int = 8):
     """Decoding one token at a time through `step` (the KV cache, for the Transformer) gives the teacher-forced
     logits."""
-    src, src_mask, tgt_in = random_batch(T=8)
+    src, src_mask, tgt_in = random_batch(S=S, T=T)
     full = model(src, src_mask, tgt_in)  # (B, T, V)
     state, steps = model.init_state(src, src_mask), []
     for t in range(tgt_in.size(1)):
@@ -126,18 +141,38 @@ def test_wide_beam_search_is_exhaustive_search(arch, alpha):
         assert found[row] == [t for t in best if t != EOS]
 
 
-def test_attention_weights_are_a_distribution_over_real_tokens():
-    model = build("attention").eval()
+@pytest.mark.parametrize("arch", ["attention", "transformer"])
+def test_alignment_is_a_distribution_over_real_tokens(arch):
+    model = build(arch).eval()
     src, src_mask, tgt_in = random_batch()
     alpha = model.alignment(src, src_mask, tgt_in)  # (B, T, S)
     assert alpha.shape == (3, tgt_in.size(1), src.size(1))
     torch.testing.assert_close(alpha.sum(-1), torch.ones(3, tgt_in.size(1)))
     assert (alpha[1, :, ~src_mask[1]] == 0).all()
+    assert (alpha[:, :, src_mask[1]] > 0).all()
+
+
+def test_gru_has_no_alignment():
+    src, src_mask, tgt_in = random_batch()
+    assert build("gru").alignment(src, src_mask, tgt_in) is None
+
+
+def test_transformer_alignment_weights_are_those_the_attention_uses():
+    """Written-out weights times the values give what the fused kernel computes."""
+    model = build("transformer").eval()
+    src, src_mask, tgt_in = random_batch()
+    attn, memory = model.decoder.layers[-1].cross_attn, model.encoder(src, src_mask)  # memory (B, S, D)
+    x = torch.randn(3, tgt_in.size(1), 16)  # (B, T, D) queries
+    k, v = attn.keys_values(memory)  # (B, H, S, D/H) each
+    by_hand = attn.W_O((attn.weights(x, k, src_mask) @ v).transpose(1, 2).flatten(2))  # (B, T, D)
+    torch.testing.assert_close(by_hand, attn(x, k, v, src_mask))
 
 
 @pytest.mark.parametrize("arch,bad,message", [
     ("transformer", {"d_model": 30, "n_heads": 4}, r"d_model \(30\) must be divisible by n_heads \(4\)"),
-    ("transformer", {"positions": "rotary"}, r"positions \('rotary'\)"),
+    ("transformer", {"positions": "relative"},
+     r"positions \('relative'\) must be one of 'sinusoidal', 'learned', 'rotary', 'alibi'"),
+    ("transformer", {"positions": "rotary", "d_model": 12, "n_heads": 4}, r"d_head = d_model / n_heads \(3\)"),
     ("transformer", {"n_encoder_layers": 0}, r"n_encoder_layers \(0\) must be > 0"),
     ("gru", {"hidden": -1}, r"hidden \(-1\) must be > 0"),
     ("attention", {"dropout": 1.5}, r"dropout \(1.5\)"),

@@ -115,3 +115,21 @@ class AttentionEncoderDecoder(EncoderDecoder):
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Alignment weights α (B, T, S) of a teacher-forced pass, the picture of Bahdanau et al. Fig. 3."""
         return self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]
+
+    def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """With S = src_len, T = tgt_len, embeddings E, encoder H per direction, decoder Hd, alignment A, maxout M,
+        V target words:
+
+            encoder BiGRU, per source token   2 directions · 2·3H·(E + H)
+            U_a h_j, per source token         2·2H·A
+            s_0 = tanh(W_s ←h_1), once        2·H·Hd
+            per target token                  2·Hd·A + 2·3Hd·(E + 2H + Hd) + 2·(Hd + E + 2H)·2M + 2·M·V
+                                              W_a s_{i-1}, the GRU cell, deep output [U_o V_o C_o], W_o
+            per target and source token       2·A + 2·2H    v_aᵀ tanh(...) and c_i = Σ_j α_ij h_j
+        """
+        E, H = self.encoder.rnn.input_size, self.encoder.rnn.hidden_size
+        Hd, A = self.decoder.cell.hidden_size, self.decoder.attention.v_a.in_features
+        M, V = self.decoder.out.in_features, self.decoder.out.out_features
+        encoder = src_len * (2 * 2 * 3 * H * (E + H) + 2 * 2 * H * A) + 2 * H * Hd
+        decoder = tgt_len * (2 * Hd * A + 2 * 3 * Hd * (E + 2 * H + Hd) + 2 * (Hd + E + 2 * H) * 2 * M + 2 * M * V)
+        return encoder + decoder + src_len * tgt_len * (2 * A + 2 * 2 * H)

@@ -8,6 +8,11 @@ After d2l's ``Encoder`` / ``Decoder.init_state`` / ``EncoderDecoder`` (Zhang et 
     decoder.step(token, state)       -> logits (B, V), State    one position, for greedy and beam search
     state.select(index)              -> State                   reorders (or repeats) batch rows, for beam search
 
+and, for looking at and measuring a model:
+
+    model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   weights over the source, if the model has them
+    model.forward_flops(src_len, tgt_len)   -> matrix-multiply FLOPs of one forward pass of one sentence pair
+
 Conventions, everywhere in the zoo: tensors are batch-first; masks are boolean with True = real token, shape (B, S);
 the pad id comes from the vocabulary and is handed to the model's constructor.
 """
@@ -71,7 +76,7 @@ class Decoder(nn.Module, ABC):
         """One decoding step: token (B,) -> logits (B, V) for the next token, and the state after it."""
 
 
-class EncoderDecoder(nn.Module):
+class EncoderDecoder(nn.Module, ABC):
     """An encoder and a decoder behind one interface; decoding, loss and metrics see only this class."""
 
     def __init__(self, encoder: Encoder, decoder: Decoder):
@@ -84,6 +89,20 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         return self.decoder(tgt_in, self.init_state(src, src_mask))  # (B, T, V)
+
+    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        """Weights (B, T, S) over the source positions for each target position of a teacher-forced pass, each row a
+        distribution over the real source tokens; None here: no attention over the source, the decoder sees only
+        the fixed-length context vector."""
+        return None
+
+    @abstractmethod
+    def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """Matrix-multiply FLOPs (2 per multiply-add) of the teacher-forced `forward` for one sentence pair of
+        src_len source and tgt_len target-input tokens: every linear layer and recurrent matrix, the output
+        projection over the whole vocabulary, attention scores and weighted sums; not embedding lookups,
+        element-wise ops, norms, softmax or biases. Plain arithmetic, so integer tensors (B,) give one count per
+        pair."""
 
 
 def check_positive(**values: int | float) -> None:

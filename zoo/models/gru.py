@@ -89,3 +89,19 @@ class GRUEncoderDecoder(EncoderDecoder):
             ContextDecoder(vocab_size=tgt_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=hidden,
                            context=context, n_layers=n_layers, maxout_dim=maxout_dim, dropout=dropout),
         )
+
+    def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """With S = src_len, T = tgt_len, embeddings E, hidden H, context C, L layers, maxout M, V target words:
+
+            encoder GRU, per source token   2·3H·(E + H) + (L-1)·2·3H·2H   W x and U h for r, z and h̃, a layer
+            c = tanh(V h_N), s_0, once      2·H·C + 2·C·L·H
+            decoder GRU, per target token   2·3H·(E + C + H) + (L-1)·2·3H·2H
+            deep output, per target token   2·(H + E + C)·2M + 2·M·V        [O_h O_y O_c] and G
+
+        The encoder runs over the real source tokens only (packed), so S is the sentence's own length."""
+        E, H, L = self.encoder.rnn.input_size, self.encoder.rnn.hidden_size, self.encoder.rnn.num_layers
+        C, M, V = self.encoder.to_context.out_features, self.decoder.out.in_features, self.decoder.out.out_features
+        upper_layers = (L - 1) * 2 * 3 * H * 2 * H  # layers 2..L read the H-wide state below
+        encoder = src_len * (2 * 3 * H * (E + H) + upper_layers) + 2 * H * C + 2 * C * L * H
+        decoder = tgt_len * (2 * 3 * H * (E + C + H) + upper_layers + 2 * (H + E + C) * 2 * M + 2 * M * V)
+        return encoder + decoder

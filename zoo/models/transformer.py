@@ -8,7 +8,8 @@
     x + Dropout(Sublayer(LayerNorm(x)))               pre-LN as an option (Xiong et al. 2020)
 
 The decoder's self-attention is causal. Its decoding state caches every layer's keys and values, so `step` computes
-one new position against the cache instead of re-running the whole prefix.
+one new position against the cache instead of re-running the whole prefix. Instead of the sinusoidal PE,
+`positions` may be a learned table, or rotary (RoPE) or alibi, which act inside self-attention (see positions.py).
 """
 from __future__ import annotations
 
@@ -20,61 +21,71 @@ from torch import Tensor, nn
 
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
                              normal_embedding)
-
-
-def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/D)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/D))."""
-    pos = torch.arange(n_positions).unsqueeze(1)  # (P, 1)
-    freq = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))  # (D/2,)
-    table = torch.zeros(n_positions, d_model)  # (P, D)
-    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return table
+from zoo.models.positions import POSITIONS, ALiBi, Rotary, TablePositions
 
 
 class Embedding(nn.Module):
-    """√D · E[token] + PE[position], then dropout. Token embeddings start at std D^-0.5 (as fairseq does) so that,
-    once scaled by √D, they have unit size and do not drown the positional signal."""
+    """√D · E[token] (+ PE[position] for absolute positions), then dropout. Token embeddings start at std D^-0.5 (as
+    fairseq does) so that, once scaled by √D, they have unit size and do not drown the positional signal."""
 
     def __init__(self, *, vocab_size: int, d_model: int, pad_id: int, max_positions: int, positions: str,
                  dropout: float):
         super().__init__()
-        if positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions ({positions!r}) must be 'sinusoidal' or 'learned'")
         self.tokens = normal_embedding(vocab_size, d_model, pad_id)  # std D^-0.5, pad row zero
-        if positions == "learned":
-            self.positions = nn.Parameter(torch.randn(max_positions, d_model) * d_model**-0.5)  # (P, D)
-        else:
-            self.register_buffer("positions", sinusoidal_table(max_positions, d_model), persistent=False)
+        self.positions = (TablePositions(max_positions=max_positions, d_model=d_model, learned=positions == "learned")
+                          if positions in ("sinusoidal", "learned") else None)  # rotary, alibi: in the attention
         self.scale, self.dropout = math.sqrt(d_model), nn.Dropout(dropout)
 
     def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
         """tokens (B, T) at positions start .. start+T-1 -> (B, T, D)."""
-        end = start + tokens.size(1)
-        if end > self.positions.size(0):
-            raise ValueError(f"sequence of length {end} exceeds max_positions ({self.positions.size(0)})")
-        return self.dropout(self.tokens(tokens) * self.scale + self.positions[start:end])  # (B, T, D)
+        x = self.tokens(tokens) * self.scale  # (B, T, D)
+        if self.positions is not None:
+            x = self.positions(x, start)  # (B, T, D)
+        return self.dropout(x)  # (B, T, D)
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, *, d_model: int, n_heads: int, dropout: float):
+    """Self-attention may carry `rotary` or `alibi` (positions.py); cross-attention carries neither."""
+
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float, rotary: Rotary | None = None,
+                 alibi: ALiBi | None = None):
         super().__init__()
-        self.h, self.dropout = n_heads, dropout
+        self.h, self.dropout, self.rotary, self.alibi = n_heads, dropout, rotary, alibi
         self.W_Q, self.W_K, self.W_V, self.W_O = (nn.Linear(d_model, d_model) for _ in range(4))
 
     def split(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.h, -1)).transpose(1, 2)  # (B, T, D) -> (B, H, T, D/H)
 
-    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.split(self.W_K(x)), self.split(self.W_V(x))  # (B, H, S, D/H) each
+    def keys_values(self, x: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+        """Keys and values of x (B, S, D) at positions start .. start+S-1; rotary keys are rotated here, before any
+        cache stores them."""
+        k = self.split(self.W_K(x))  # (B, H, S, D/H)
+        if self.rotary is not None:
+            k = self.rotary(k, start)  # (B, H, S, D/H)
+        return k, self.split(self.W_V(x))  # (B, H, S, D/H) each
 
-    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        """Queries from x (B, T, D) attend to keys/values k, v (B, H, S, D/H); mask (B, S), True = may attend."""
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, *, causal: bool = False,
+                start: int = 0) -> Tensor:
+        """Queries from x (B, T, D) at positions start .. start+T-1 attend to keys/values k, v (B, H, S, D/H) at
+        0 .. S-1; mask (B, S), True = may attend; `causal`: the query at i sees keys at j <= i only."""
         q = self.split(self.W_Q(x))  # (B, H, T, D/H)
-        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, S) broadcast over heads, queries
-        # softmax(q kᵀ / √d_k + mask) v, fused (flash / memory-efficient kernels where the device has them)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal,
+        if self.rotary is not None:
+            q = self.rotary(q, start)  # (B, H, T, D/H) at its absolute positions
+        if self.alibi is not None:  # causality and padding become -inf in the bias
+            attn_mask, causal = self.alibi(q, k, start=start, causal=causal, mask=mask), False  # (B|1, H, T, S)
+        else:
+            attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, S) broadcast over heads, queries
+        # softmax(q kᵀ / √d_k + mask) v, fused (flash / memory-efficient kernels where the device has them); is_causal
+        # is aligned top-left, right for T queries from an empty cache; one new query may see the whole cache
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal and q.size(2) > 1,
                                              dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D/H)
         return self.W_O(out.transpose(1, 2).flatten(2))  # (B, T, D)
+
+    def weights(self, x: Tensor, k: Tensor, mask: Tensor) -> Tensor:
+        """softmax(q kᵀ / √d_k) (B, H, T, S) as `forward` would use it, without positional terms (cross-attention)."""
+        q = self.split(self.W_Q(x))  # (B, H, T, D/H)
+        scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, H, T, S)
+        return scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)  # (B, H, T, S)
 
 
 class FeedForward(nn.Sequential):
@@ -96,9 +107,11 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool,
+                 rotary: Rotary | None, alibi: ALiBi | None):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout, rotary=rotary,
+                                            alibi=alibi)
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
         self.res_attn, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm) for _ in range(2))
 
@@ -108,10 +121,12 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool,
+                 rotary: Rotary | None, alibi: ALiBi | None):
         super().__init__()
-        self.self_attn, self.cross_attn = (MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
-                                           for _ in range(2))
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout, rotary=rotary,
+                                            alibi=alibi)
+        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
         self.res_self, self.res_cross, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm)
                                                        for _ in range(3))
@@ -123,10 +138,10 @@ class DecoderLayer(nn.Module):
 
         def self_attention(y: Tensor) -> Tensor:
             nonlocal new_cache
-            k, v = self.self_attn.keys_values(y)  # (B, H, T, D/H)
+            start = cache[0].size(2)  # the new positions are start .. start+T-1
+            k, v = self.self_attn.keys_values(y, start)  # (B, H, T, D/H)
             new_cache = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D/H)
-            # a single new position may see the whole cache; T > 1 new positions (from an empty cache) are causal
-            return self.self_attn(y, *new_cache, causal=y.size(1) > 1)
+            return self.self_attn(y, *new_cache, causal=True, start=start)  # (B, T, D)
 
         x = self.res_self(x, self_attention)  # (B, T, D)
         x = self.res_cross(x, lambda y: self.cross_attn(y, *memory, src_mask))  # (B, T, D)
@@ -178,7 +193,8 @@ class TransformerDecoder(Decoder):
 
 class Transformer(EncoderDecoder):
     """Defaults are a small model for the embedded task; the paper's base model is d_model=512, n_heads=8,
-    d_ff=2048, 6+6 layers, dropout 0.1."""
+    d_ff=2048, 6+6 layers, dropout 0.1. `positions` is one of POSITIONS; max_positions bounds the sinusoidal and
+    learned tables only."""
 
     def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, d_model: int = 128,
                  n_heads: int = 4, d_ff: int = 512, n_encoder_layers: int = 2, n_decoder_layers: int = 2,
@@ -188,6 +204,8 @@ class Transformer(EncoderDecoder):
                        n_heads=n_heads, d_ff=d_ff, n_encoder_layers=n_encoder_layers,
                        n_decoder_layers=n_decoder_layers, max_positions=max_positions)
         check_dropout(dropout)
+        if positions not in POSITIONS:
+            raise ValueError(f"positions ({positions!r}) must be one of {', '.join(map(repr, POSITIONS))}")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         if d_model % 2 and positions == "sinusoidal":
@@ -200,7 +218,9 @@ class Transformer(EncoderDecoder):
         def final_norm() -> nn.Module:  # pre-LN leaves the last residual stream un-normalised
             return nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
-        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout, "pre_norm": pre_norm}
+        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout, "pre_norm": pre_norm,
+                 "rotary": Rotary(d_head=d_model // n_heads) if positions == "rotary" else None,
+                 "alibi": ALiBi(n_heads=n_heads) if positions == "alibi" else None}  # one of each, shared
         decoder_embed, out = embedding(tgt_vocab_size), nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings:  # Press & Wolf 2017; the paper ties both embeddings and the output projection (3.4)
             out.weight = decoder_embed.tokens.weight
@@ -210,3 +230,29 @@ class Transformer(EncoderDecoder):
             TransformerDecoder(decoder_embed, [DecoderLayer(**layer) for _ in range(n_decoder_layers)],
                                final_norm(), out),
         )
+
+    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """The last decoder layer's cross-attention weights averaged over heads (B, T, S), recomputed for that layer
+        only (the fused kernel never forms them) from the queries a pre-hook catches on their way in."""
+        state, cross, queries = self.init_state(src, src_mask), self.decoder.layers[-1].cross_attn, []
+        hook = cross.register_forward_pre_hook(lambda module, args: queries.append(args[0]))  # x (B, T, D)
+        try:
+            self.decoder(tgt_in, state)
+        finally:
+            hook.remove()
+        return cross.weights(queries[0], state["mem_k"][-1], src_mask).mean(1)  # (B, T, S)
+
+    def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """S = src_len, T = tgt_len, width D, feed-forward F, V target words; rotary and alibi are element-wise.
+
+            encoder layer   S·(4·2D² + 2·2DF) + 2·2S²D     Q K V O and FFN per source token; QKᵀ and AV
+            decoder layer   T·(6·2D² + 2·2DF) + S·2·2D²    self Q K V O, cross Q O, FFN; cross K V of the memory
+                            + 2·2T²D + 2·2TSD              causal self-attention as the full T×T product that
+                                                           SDPA computes (masked half included); cross QKᵀ, AV
+            output          T·2DV                          the projection onto the target vocabulary"""
+        S, T = src_len, tgt_len
+        D, V = self.decoder.out.in_features, self.decoder.out.out_features
+        d_ff = self.decoder.layers[0].ffn[0].out_features  # F
+        encoder = S * (8 * D * D + 4 * D * d_ff) + 4 * S * S * D
+        decoder = T * (12 * D * D + 4 * D * d_ff) + 4 * S * D * D + 4 * T * T * D + 4 * T * S * D
+        return len(self.encoder.layers) * encoder + len(self.decoder.layers) * decoder + 2 * T * D * V
