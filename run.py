@@ -1,8 +1,17 @@
-"""Train and evaluate one model: `python run.py model=transformer` (see conf/ for every option)."""
+"""Train and evaluate one model: `python run.py model=transformer` (see conf/ for every option).
+A sweep, `python run.py -m model=gru,attention,transformer`, ends in a report in its directory (zoo/report.py)."""
 import sys
+import traceback
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
+
+from zoo.resolvers import register_resolvers
+
+register_resolvers()
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -14,6 +23,13 @@ def main(cfg: DictConfig) -> None:
         print(f"results: {train(cfg)}")
     except DataError as e:  # bad input: one line naming the file and line, not a traceback
         sys.exit(f"error: {e}")
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # In a sweep, the other jobs still run and the report still gets written; it names this job as failed
+        # and the sweep exits with an error.
+        traceback.print_exc()
+        (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
 
 
 if __name__ == "__main__":

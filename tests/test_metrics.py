@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
-from zoo.metrics import TrainClock, bleu_by_length, corpus_scores
+from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops
 from zoo.module import label_smoothed_nll, noam_schedule
 
 HYPS = ["the cat sat on the mat", "a dog ran", "it is raining today in paris", "hello world"]
@@ -78,13 +78,27 @@ def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():
     assert rates[2000] == pytest.approx(rates[4000] / 2) and rates[16000] == pytest.approx(rates[4000] / 2)
 
 
-def test_train_clock_counts_real_tokens_only():
+def test_train_clock_counts_real_tokens_and_their_flops_only():
+    class Net:
+        def forward_flops(self, src_len, tgt_len):  # a stand-in whose count shows which lengths it was given
+            return 1000 * src_len + tgt_len
+
     class Module:
-        tokenizer = SimpleNamespace(pad_id=0)
+        tokenizer, net = SimpleNamespace(pad_id=0), Net()
 
     clock = TrainClock()
     clock.on_train_epoch_start(None, Module)
     batch = collate([(0, [5, 6, 7], [8]), (1, [5], [8, 9, 10])], pad_id=0, bos_id=1, eos_id=2)
     clock.on_train_batch_end(None, Module, None, batch, 0)
-    assert clock.tokens == 3 + 1 + (1 + 1) + (3 + 1)  # sources, plus targets with their EOS; no padding
-    assert clock.steps == 1 and clock.tokens_per_s > 0
+    assert clock.src_tokens == 3 + 1 and clock.tgt_tokens == (1 + 1) + (3 + 1)  # targets with their EOS; no padding
+    assert clock.flops == 3 * ((1000 * 3 + 2) + (1000 * 1 + 4))  # forward + backward (2x forward), per real pair
+    summary = clock.summary(peak_flops_per_s=1e9)
+    assert summary["tokens"] == 10 and summary["tgt_tokens"] == 6 and clock.steps == 1
+    assert summary["tokens_per_s"] == pytest.approx(10 / 6 * summary["tgt_tokens_per_s"])
+    assert summary["flops_per_token"] == pytest.approx(clock.flops / 10)
+    assert summary["mfu"] == pytest.approx(clock.flops / clock.seconds / 1e9)
+
+
+def test_matmul_peak_is_measured_in_flops_per_second():
+    peak = matmul_peak_flops(torch.device("cpu"), torch.float32, seconds=0.2)
+    assert 1e8 < peak < 1e14  # a real CPU: between 0.1 GFLOP/s and 100 TFLOP/s

@@ -1,9 +1,11 @@
 """What a run measures. Scores on detokenized text with the `sacrebleu` package, the reference implementation:
 BLEU with its signature, chrF, exact match, and BLEU by source-length bucket. (Validation logs torchmetrics'
 SacreBLEUScore, which does not smooth zero n-gram counts; the test figures here do, with sacrebleu's default 'exp'
-smoothing.) Training throughput in real tokens per second, and peak memory."""
+smoothing.) Training throughput in real tokens per second, model FLOPs utilisation against the device's measured
+matrix-multiply peak, validation BLEU against training time, and peak memory."""
 from __future__ import annotations
 
+import platform
 import resource
 import time
 
@@ -42,11 +44,18 @@ def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width:
 
 
 class TrainClock(Callback):
-    """Training throughput: real (non-padding) source + target tokens per second of training, where training
-    time runs from the first batch to the last and excludes validation; data loading counts, as it should."""
+    """Training throughput in real (non-padding) tokens per second of training, where training time runs from the
+    first batch to the last and excludes validation; data loading counts, as it should. Also the model FLOPs of
+    those batches (3x the forward pass's matrix products: the backward pass costs about twice the forward), and
+    validation BLEU against training seconds and wall-clock seconds."""
 
     def __init__(self):
-        self.tokens, self.seconds, self.steps, self._last = 0, 0.0, 0, None
+        self.src_tokens, self.tgt_tokens, self.flops, self.seconds, self.steps = 0, 0, 0, 0.0, 0
+        self.val_curve: list[dict] = []
+        self._last = self._start = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._last = time.perf_counter()
@@ -55,22 +64,67 @@ class TrainClock(Callback):
         pl_module.log("val/train_seconds", self.seconds)  # to plot validation scores against training time
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        bleu = trainer.callback_metrics.get("val/bleu")
+        if not trainer.sanity_checking and bleu is not None:
+            self.val_curve.append({"step": trainer.global_step, "train_s": self.seconds,
+                                   "wall_s": time.perf_counter() - self._start, "bleu": float(bleu)})
         self._last = time.perf_counter()  # validation time is not training time
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
         self.seconds += now - self._last
         self._last = now
-        self.tokens += int(batch["src_mask"].sum()) + int((batch["tgt_out"] != pl_module.tokenizer.pad_id).sum())
+        src_len = batch["src_mask"].sum(1)  # (B,)
+        tgt_len = (batch["tgt_out"] != pl_module.tokenizer.pad_id).sum(1)  # (B,)
+        self.src_tokens += int(src_len.sum())
+        self.tgt_tokens += int(tgt_len.sum())
+        self.flops += 3 * int(pl_module.net.forward_flops(src_len.long(), tgt_len.long()).sum())
         self.steps += 1
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+    def summary(self, peak_flops_per_s: float) -> dict:
+        """Throughput over the whole run; `mfu` is the model FLOPs per second over the device's peak."""
+        tokens = self.src_tokens + self.tgt_tokens
+        per_s = 1 / self.seconds if self.seconds else 0.0
+        return {"tokens_per_s": tokens * per_s, "tgt_tokens_per_s": self.tgt_tokens * per_s,
+                "tokens": tokens, "tgt_tokens": self.tgt_tokens, "train_s": self.seconds,
+                "flops_per_token": self.flops / tokens if tokens else 0.0,
+                "mfu": self.flops * per_s / peak_flops_per_s if peak_flops_per_s else 0.0,
+                "val_curve": self.val_curve}
 
 
-def peak_memory_mb(device: torch.device) -> float:
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """The device's measured matrix-multiply rate (FLOP/s): square products of the size a well-fed model layer
+    sees, in the dtype training runs in, repeated for about `seconds`. MFU is measured against this, not against
+    a datasheet figure, so that it says how close to what this machine can do a model comes."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):  # warm-up: kernel selection, clocks, caches
+        a @ b
+    sync()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10 if device.type == "cuda" else 1):
+            a @ b
+            reps += 1
+        sync()
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def peak_memory(device: torch.device) -> dict:
     """CUDA: the most memory the caching allocator ever handed out; CPU: the process's peak resident set."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+        return {"peak_mb": torch.cuda.max_memory_allocated(device) / 2**20, "kind": "cuda max allocated"}
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,  # Linux reports KiB
+            "kind": "peak RSS"}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
+    except OSError:  # not Linux
+        model = platform.processor() or "CPU"
+    return f"{model}, {torch.get_num_threads()} threads"

@@ -7,13 +7,16 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
-from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, peak_memory_mb
+from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, device_name, matmul_peak_flops, peak_memory
+from zoo.resolvers import run_label
+from zoo.tracking import finish, log_results, wandb_identity
 from zoo.module import Seq2SeqModule
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
@@ -54,11 +57,32 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     return results
 
 
+def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: int = 12) -> dict | None:
+    """For the report's heatmaps: the alignment weights of the model's own greedy translation of one test
+    sentence (the first with `length` source tokens, or the nearest length, so every run picks the same one).
+    Rows are the output tokens (then EOS), columns the source tokens; None for a model without attention."""
+    src_ids = [dm.src_tokenizer.encode(s) for s, _ in dm.texts["test"]]
+    ids = min(src_ids, key=lambda s: abs(len(s) - length))
+    src = torch.tensor([ids], device=module.device)  # (1, S)
+    src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
+    module.eval()
+    with torch.no_grad():
+        hyp = module.generate(src, src_mask)[0]
+        tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
+        weights = module.net.alignment(src, src_mask, tgt_in)  # (1, T, S) or None
+    if weights is None:
+        return None
+    return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
+            "weights": weights[0].float().tolist()}
+
+
 def print_summary(results: dict, n_samples: int) -> None:
-    corpus = results["corpus"]
+    corpus, train = results["corpus"], results["train"]
     print(f"\n{results['model']} on {results['data']}: {results['params']:,} parameters, "
-          f"{results['train']['steps']} steps in {results['train']['wall_s']:.0f} s, "
-          f"{results['train']['tokens_per_s']:,.0f} train tokens/s, peak memory {results['memory']['peak_mb']:.0f} MB")
+          f"{train['steps']} steps in {train['wall_s']:.0f} s, {train['tokens_per_s']:,.0f} train tokens/s "
+          f"({train['tgt_tokens_per_s']:,.0f} target), {train['flops_per_token'] / 1e6:.1f} MFLOPs/token, "
+          f"MFU {100 * train['mfu']:.1f}% of {results['device']['matmul_peak_gflops']:,.0f} GFLOP/s, "
+          f"peak memory {results['memory']['peak_mb']:.0f} MB")
     print(f"data: {corpus['splits']['train']['pairs']:,} training pairs, vocabularies {corpus['src_vocab']:,} / "
           f"{corpus['tgt_vocab']:,}, padding efficiency {100 * corpus['padding_efficiency']:.1f}%")
     print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'lc BLEU':>7} {'chrF':>6} {'exact':>6}   "
@@ -76,13 +100,33 @@ def print_summary(results: dict, n_samples: int) -> None:
     print()
 
 
+MATMUL_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-mixed": torch.float16,
+                 "16-true": torch.float16}
+
+
 def train(cfg: DictConfig) -> Path:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     results_path = out_dir / "results.json"
     if results_path.exists():
         raise FileExistsError(f"{results_path} already exists; choose another hydra.run.dir")
     L.seed_everything(cfg.seed, workers=True)
+    label = run_label()
 
+    logger = instantiate(cfg.logger)
+    try:
+        results = fit_and_evaluate(cfg, label, logger)
+    except BaseException:
+        finish(logger, failed=True)  # a failed job still closes its wandb run, so the sweep's next job gets its own
+        raise
+    print_summary(results, cfg.n_samples)
+    with open(results_path, "x") as f:  # "x": never overwrite
+        json.dump(results, f, indent=1)
+    log_results(logger, results)
+    finish(logger, failed=False)
+    return results_path
+
+
+def fit_and_evaluate(cfg: DictConfig, label: str, logger) -> dict:
     dm: TranslationDataModule = instantiate(cfg.data)
     dm.setup()
     net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
@@ -90,29 +134,32 @@ def train(cfg: DictConfig) -> Path:
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, **cfg.decode)
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    print(f"{label}: {params:,} parameters")
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole config, to filter runs by
     clock = TrainClock()
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=[clock])
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=[clock])
+    device = trainer.strategy.root_device
+    peak = matmul_peak_flops(device, MATMUL_DTYPES.get(str(trainer.precision), torch.float32))
 
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     wall_s = time.perf_counter() - start
-    module.to(trainer.strategy.root_device)  # Lightning moves the module back to the CPU after fit
+    module.to(device)  # Lightning moves the module back to the CPU after fit
     evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
 
-    choices = HydraConfig.get().runtime.choices
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
-    results = {
-        "model": choices["model"], "data": choices["data"],
-        "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
-        "seed": cfg.seed, "device": str(module.device), "precision": str(trainer.precision),
-        "corpus": dm.summary(), "test_splits": dm.test_splits,
+    return {
+        "model": label, "data": HydraConfig.get().runtime.choices["data"], "params": params, "seed": cfg.seed,
+        "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),
+                   "matmul_peak_gflops": peak / 1e9},
+        "corpus": {**dm.summary(), "train_max_src_len": int(dm.corpus.ids["train"].lengths[0].max())},
+        "test_splits": dm.test_splits,
         **{split: evaluation[split] for split in dm.test_splits},
-        "train": {"wall_s": wall_s, "steps": trainer.global_step, "tokens_per_s": clock.tokens_per_s,
-                  "tokens": clock.tokens, "val_bleu": None if val_bleu is None else float(val_bleu)},
-        "decode": evaluation["decode"],
-        "memory": {"peak_mb": peak_memory_mb(module.device)},
+        "train": {"wall_s": wall_s, "steps": trainer.global_step, **clock.summary(peak),
+                  "val_bleu": None if val_bleu is None else float(val_bleu)},
+        "decode": evaluation["decode"], "decoding": dict(cfg.decode),
+        "memory": peak_memory(device),
+        "alignment": alignment_sample(module, dm),
+        "wandb": wandb_identity(logger),
     }
-    print_summary(results, cfg.n_samples)
-    with open(results_path, "x") as f:  # "x": never overwrite
-        json.dump(results, f, indent=1)
-    return results_path

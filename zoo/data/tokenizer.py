@@ -111,6 +111,10 @@ class Tokenizer:
         tokens_so_far = np.concatenate([[0], ends])[np.concatenate([[0], words_so_far])]  # (N + 1,)
         return ids, np.diff(tokens_so_far)
 
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        """The vocabulary entry of each id, specials included: labels for plots."""
+        return [self.tok.id_to_token(i) for i in ids]
+
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text; special tokens are dropped (unk is kept, as "<unk>")."""
         return self.tok.decode([i for i in ids if i >= len(SPECIALS) or i == self.unk_id], skip_special_tokens=False)

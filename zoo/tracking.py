@@ -1,0 +1,48 @@
+"""What a run hands to Weights & Biases when the logger is wandb (the default; offline unless asked): the scalars of
+`results.json` under the same names (`test/bleu`, `train/tokens_per_s`, ...) as the run's summary, BLEU by source
+length as a table with a line plot, and a finished run even when the job fails, so a sweep logs every job."""
+from __future__ import annotations
+
+from lightning.pytorch.loggers import WandbLogger
+
+SECTIONS = ("train", "decode", "memory", "device")  # and every test split
+
+
+def scalars(results: dict) -> dict[str, float]:
+    """The numbers of `results.json` as flat metric names: {"test": {"bleu": 93.7}} -> {"test/bleu": 93.7}."""
+    flat = {"params": results["params"]}
+    for section in (*results["test_splits"], *SECTIONS):
+        flat.update({f"{section}/{name}": value for name, value in results[section].items()
+                     if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    return flat
+
+
+def log_results(logger, results: dict) -> None:
+    if not isinstance(logger, WandbLogger):
+        return  # results.json holds everything; the CSV logger keeps the training curves
+    import wandb
+
+    run = logger.experiment
+    run.summary.update(scalars(results))
+    for split in results["test_splits"]:
+        table = wandb.Table(columns=["lo", "hi", "n", "bleu"],
+                            data=[[b["lo"], b["hi"], b["n"], b["bleu"]] for b in results[split]["by_src_len"]])
+        run.log({f"{split}/bleu_by_src_len": table,
+                 f"{split}/bleu_by_src_len_plot": wandb.plot.line(table, "hi", "bleu",
+                                                                  title=f"{split}: BLEU by source length")})
+
+
+def finish(logger, *, failed: bool) -> None:
+    """Close the wandb run, marked failed (exit code 1) when the job raised; started first if it never was, so a
+    job that fails before its first step still shows up in the group."""
+    if isinstance(logger, WandbLogger):
+        logger.experiment.finish(exit_code=1 if failed else 0)
+
+
+def wandb_identity(logger) -> dict | None:
+    """Where this run lives in wandb, for the report's comparison run and for `wandb sync`."""
+    if not isinstance(logger, WandbLogger):
+        return None
+    run = logger.experiment
+    return {"project": run.project, "group": run.group, "name": run.name, "job_type": run.job_type, "id": run.id,
+            "mode": run.settings.mode, "dir": run.dir}
