@@ -8,6 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from wandb_records import offline_run
+from zoo.resolvers import register_resolvers
+
+register_resolvers()  # as run.py does: the logger configs use ${zoo.label:} and ${zoo.group:}
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (ROOT / "conf/trainer").glob("*.yaml"))
@@ -65,18 +69,35 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
     assert last == f"results: {tmp_path / 'results.json'}"
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == model and results["data"] == "toy" and results["seed"] == 0
-    assert results["params"] > 0 and results["device"] == "cpu"
+    assert results["params"] > 0 and results["device"]["type"] == "cpu"
+    assert f"{model}: {results['params']:,} parameters" in proc.stdout
     for split in ("test", "test_long"):
         r = results[split]
         assert 0 <= r["bleu"] <= 100 and 0 <= r["chrf"] <= 100 and 0 <= r["exact_match"] <= 100
         assert r["signature"].startswith("nrefs:1") and r["n"] == (40 if split == "test" else 20)
         assert sum(b["n"] for b in r["by_src_len"]) == r["n"]
         assert all(b["lo"] <= b["hi"] for b in r["by_src_len"])
-    assert results["train"]["steps"] == 6 and results["train"]["tokens_per_s"] > 0
-    assert results["train"]["wall_s"] > 0
+    train = results["train"]
+    assert train["steps"] == 6 and train["wall_s"] > train["train_s"] > 0
+    assert train["tokens_per_s"] > train["tgt_tokens_per_s"] > 0 and train["tokens"] > train["tgt_tokens"]
+    assert train["flops_per_token"] > 0 and 0 < train["mfu"] < 1 and results["device"]["matmul_peak_gflops"] > 0
+    assert [p["step"] for p in train["val_curve"]] == [3, 6]  # trainer=debug validates every 3 steps
     assert results["decode"]["greedy_tokens_per_s"] > 0 and results["decode"]["beam_tokens_per_s"] > 0
-    assert results["memory"]["peak_mb"] > 0
+    assert results["memory"]["peak_mb"] > 0 and results["memory"]["kind"] == "peak RSS"
+    alignment = results["alignment"]
+    if model.startswith("gru"):
+        assert alignment is None  # a fixed context vector, no attention
+    else:
+        weights = alignment["weights"]
+        assert len(weights) == len(alignment["target"]) and len(weights[0]) == len(alignment["source"])
+        assert all(abs(sum(row) - 1) < 1e-3 for row in weights)
     assert "hypothesis:" in proc.stdout  # sample translations are printed
+    # the default logger is wandb, offline: a run named by architecture and seed, with the same metric names
+    wandb = offline_run(tmp_path)
+    assert (wandb["name"], wandb["job_type"], wandb["group"], wandb["exit_code"]) == (f"{model}-seed0", model, "", 0)
+    assert float(wandb["summary"]["test/bleu"]) == results["test"]["bleu"]
+    assert float(wandb["summary"]["train/mfu"]) == train["mfu"]
+    assert "test_long/bleu_by_src_len" in {k.rsplit("/", 1)[0] for k in wandb["summary"]}
 
 
 @pytest.mark.slow
@@ -89,12 +110,30 @@ def test_a_run_never_overwrites_an_earlier_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_runs_every_model_into_its_own_directory(tmp_path):
+def test_a_sweep_ends_in_a_report_and_a_wandb_group_even_when_a_job_fails(tmp_path):
     proc = subprocess.run([sys.executable, "run.py", "-m", "model=gru,transformer", "experiment=smoke",
-                           f"hydra.sweep.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = sorted(tmp_path.glob("*/results.json"))
-    assert [json.loads(p.read_text())["model"] for p in results] == ["gru", "transformer"]
+                           "model.net.dropout=0.1,1.5", f"hydra.sweep.dir={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1  # two jobs fail (dropout 1.5): the sweep fails, after the other jobs and the report
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 job(s) of the sweep failed")
+    jobs = sorted(p for p in tmp_path.iterdir() if p.name[0].isdigit())
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1", "2", "3"]
+    done = [p for p in jobs if (p / "results.json").exists()]
+    assert [json.loads((p / "results.json").read_text())["model"] for p in done] == ["gru", "transformer"]
+    assert all("dropout (1.5) must be in [0, 1)" in (p / "error.txt").read_text() for p in jobs if p not in done)
+
+    report = (tmp_path / "report.md").read_text()
+    assert "| gru | " in report and "| transformer | " in report and "**2 job(s) failed**" in report
+    for name in ("bleu_by_length.png", "throughput.png", "val_bleu_vs_time.png", "attention.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+
+    runs = {p.name: offline_run(p) for p in jobs}  # every job logged a run, in the sweep's group
+    assert {r["group"] for r in runs.values()} == {str(tmp_path)}
+    assert sorted((r["name"], r["exit_code"]) for r in runs.values()) == [
+        ("gru-seed0", 0), ("gru-seed0", 1), ("transformer-seed0", 0), ("transformer-seed0", 1)]
+    comparison = offline_run(tmp_path)
+    assert (comparison["job_type"], comparison["group"], comparison["exit_code"]) == ("report", str(tmp_path), 0)
+    assert "runs" in comparison["summary"] or "runs/_type" in comparison["summary"]
 
 
 def test_scan_config_lengthens_the_output_limit_for_its_long_action_sequences(tmp_path):
