@@ -23,8 +23,8 @@ order="multi30k-transformer multi30k-attention multi30k-gru scan-simple-transfor
        scan-simple-gru scan-length-transformer scan-length-attention scan-length-gru"
 for name in ${RUNS:-$order}; do
   SECONDS=0
-  echo "command: python run.py ${args[$name]}" > "$out/$name.log"
-  python run.py ${args[$name]} >> "$out/$name.log" 2>&1
+  echo "command: python run.py ${args[$name]} logger=csv" > "$out/$name.log"
+  python run.py ${args[$name]} logger=csv >> "$out/$name.log" 2>&1   # the CSV logger's metrics.csv is kept below
   echo "wall_s: $SECONDS" >> "$out/$name.log"
   results=$(grep -E '^results: ' "$out/$name.log" | tail -n 1 | sed 's/^results: //')
   cp "$results" "$out/$name.json"

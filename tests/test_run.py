@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from wandb_records import offline_run
+from tests.wandb_records import offline_run
 from zoo.resolvers import register_resolvers
 
 register_resolvers()  # as run.py does: the logger configs use ${zoo.label:} and ${zoo.group:}
@@ -183,3 +183,18 @@ def test_run_py_trains_on_multi30k(shared_data, tmp_path):
     assert results["test"]["n"] == results["test2017"]["n"] == 1000
     assert results["corpus"]["src_vocab"] == 8000 and results["corpus"]["padding_efficiency"] > 0.9
     assert results["test"]["signature"].startswith("nrefs:1|case:mixed")
+
+
+def test_the_comparison_sweeps_three_models_at_matched_size_over_three_seeds(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        params = compose("config", overrides=["experiment=compare"], return_hydra_config=True).hydra.sweeper.params
+    assert params == {"model": "gru,attention,transformer", "seed": "0,1,2"}
+    sizes = {}
+    for model in params["model"].split(","):
+        cfg = compose_config(f"model={model}", f"data.cache_dir={tmp_path}")
+        dm = instantiate(cfg.data)
+        dm.setup()
+        net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_tokenizer),
+                                         tgt_vocab_size=len(dm.tgt_tokenizer), pad_id=dm.tgt_tokenizer.pad_id)
+        sizes[model] = sum(p.numel() for p in net.parameters())
+    assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes

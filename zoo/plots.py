@@ -11,13 +11,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
+ZOO_COLORS = {"gru": "tab:red", "attention": "tab:blue", "transformer": "tab:green"}  # the same in every report
+COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 SPLIT_STYLES = ("-", "--", ":", "-.")
 
 
 def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
-    colors = dict(zip(runs, COLORS * 2))
+    others = [m for m in runs if m not in ZOO_COLORS]
+    colors = {**ZOO_COLORS, **dict(zip(others, COLORS * (1 + len(others) // len(COLORS))))}
     figures = {"bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
                "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention}
     written = []

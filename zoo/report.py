@@ -97,6 +97,30 @@ def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
     return rows
 
 
+def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
+    """How much of its in-range BLEU each model keeps on the splits whose sources are all longer than any training
+    source (the embedded task's test_long); nothing when there is no such split."""
+    longest = max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
+    first = next(iter(runs.values()))[0]
+    beyond = [s for s in splits[1:] if min(b["lo"] for b in first[s]["by_src_len"]) > longest]
+    if not beyond:
+        return []
+    split = beyond[0]
+    lo, hi = first[split]["by_src_len"][0], first[split]["by_src_len"][-1]
+    rows = [f"| model | {splits[0]} BLEU | {split} BLEU | kept % | {lo['lo']}-{lo['hi']} | {hi['lo']}-{hi['hi']} |",
+            "|---|---|---|---|---|---|"]
+    kept = {}
+    for model, rs in runs.items():
+        kept[model] = spread([100 * r[split]["bleu"] / max(r[splits[0]]["bleu"], 1e-9) for r in rs])[0]
+        rows.append(f"| {model} | {fmt([r[splits[0]]['bleu'] for r in rs])} | {fmt([r[split]['bleu'] for r in rs])} "
+                    f"| {kept[model]:.0f} | {fmt([r[split]['by_src_len'][0]['bleu'] for r in rs], 0)} "
+                    f"| {fmt([r[split]['by_src_len'][-1]['bleu'] for r in rs], 0)} |")
+    best, worst = max(kept, key=kept.get), min(kept, key=kept.get)
+    return [f"`{split}` holds sources of {lo['lo']}-{hi['hi']} tokens; the longest training source has {longest}. "
+            f"Measured here, {best} keeps the most of its in-range BLEU beyond the training lengths "
+            f"({kept[best]:.0f}%), {worst} the least ({kept[worst]:.0f}%).", "", *rows]
+
+
 def significance(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> list[str]:
     """Each architecture against the best one, seed by seed: the BLEU difference and its paired-bootstrap p-value
     (the chance that the difference comes from which sentences happened to be in the test set)."""
@@ -144,6 +168,9 @@ def write_report(sweep_dir: Path) -> Path:
               f"## BLEU by source length (tokens; the longest training source has "
               f"{max(r['corpus']['train_max_src_len'] for rs in runs.values() for r in rs)})", "",
               *length_table(runs, splits), ""]
+    beyond = beyond_training(runs, splits)
+    if beyond:
+        lines += ["## Beyond the training lengths", "", *beyond, ""]
     sig = significance(runs, split)
     if sig:
         lines += ["## Is the difference real?", "",
