@@ -19,17 +19,17 @@ def main(cfg: DictConfig) -> None:
     from zoo.data.text import DataError  # imported here so that `--help` and config errors answer fast
     from zoo.train import train
 
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         print(f"results: {train(cfg)}")
-    except DataError as e:  # bad input: one line naming the file and line, not a traceback
-        sys.exit(f"error: {e}")
-    except Exception:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+    except Exception as e:
+        if multirun:  # the other jobs still run and the report still gets written; it names this job as failed
+            traceback.print_exc()
+            (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
+        elif isinstance(e, DataError):  # bad input: one line naming the file and line, not a traceback
+            sys.exit(f"error: {e}")
+        else:
             raise
-        # In a sweep, the other jobs still run and the report still gets written; it names this job as failed
-        # and the sweep exits with an error.
-        traceback.print_exc()
-        (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
 
 
 if __name__ == "__main__":

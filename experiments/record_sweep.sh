@@ -7,8 +7,9 @@ sweep=$1 name=$2 command=$3 seconds=${4:-?}
 out=experiments/results/$name
 rm -rf "$out" && mkdir -p "$out/runs"
 cp "$sweep"/report.md "$sweep"/*.png "$out"/
-for results in "$sweep"/*/results.json; do
-  python - "$results" "$out/runs/$(basename "$(dirname "$results")").json" <<'PY'
+find "$sweep" -name results.json | while read -r results; do
+  rel=${results#"$sweep"/}; rel=${rel%/results.json}   # the job's directory, perhaps nested (model=multi30k/gru)
+  python - "$results" "$out/runs/${rel//\//_}.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 for split in r["test_splits"]:

@@ -15,8 +15,9 @@ command="python run.py -m experiment=$name $* hydra.sweep.dir=$sweep"
 SECONDS=0
 $command 2>&1 | tee "$sweep.log" || status=$?
 if [ -n "${WITH:-}" ]; then
-  for results in "$WITH"/*/results.json; do
-    job=$sweep/with-$(basename "$WITH")-$(basename "$(dirname "$results")")
+  find "$WITH" -name results.json | while read -r results; do
+    rel=${results#"$WITH"/}; rel=${rel%/results.json}
+    job=$sweep/with-$(basename "$WITH")-${rel//\//_}
     mkdir -p "$job" && cp "$results" "$job/"
   done
   python -m zoo.report "$sweep"

@@ -11,7 +11,7 @@ import pytest
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
-from zoo.report import load_runs, write_report
+from zoo.report import ReportError, load_runs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
@@ -127,3 +127,25 @@ def test_report_of_a_directory_without_runs_is_a_one_line_error(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: no results.json under {tmp_path}"
+
+
+def test_a_setting_varied_across_the_sweep_splits_a_group_instead_of_passing_for_seeds(tmp_path):
+    refs = sentences(20, seed=0)
+    for job, (dropout, seed) in enumerate([(0.1, 0), (0.1, 1), (0.3, 0)]):
+        results = fake_results("gru", seed, 50.0, refs, refs, alignment=False)
+        results["overrides"] = ["experiment=compare", "model=gru", f"model.net.dropout={dropout}", f"seed={seed}"]
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
+    runs, _ = load_runs(tmp_path)
+    assert {name: [r["seed"] for r in rs] for name, rs in runs.items()} == {
+        "gru model.net.dropout=0.1": [0, 1], "gru model.net.dropout=0.3": [0]}
+
+
+def test_runs_on_different_data_are_refused_in_one_line(tmp_path):
+    refs = sentences(20, seed=0)
+    for job, data in enumerate(["toy", "scan"]):
+        (tmp_path / str(job)).mkdir()
+        results = {**fake_results("gru", 0, 50.0, refs, refs, alignment=False), "data": data}
+        (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ReportError, match=r"on different data \(scan, toy\); report each data set's runs separately"):
+        load_runs(tmp_path)

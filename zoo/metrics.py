@@ -98,7 +98,7 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float =
     shared machine only ever slows a window down. MFU is measured against this, not against a datasheet figure, so
     that it says how close a model comes to what this machine can do."""
     n = 8192 if device.type == "cuda" else 2048
-    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))  # (n, n) each
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):  # warm-up: kernel selection, clocks, caches
         a @ b
@@ -112,6 +112,10 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float =
                 reps += 1
             sync()
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+    del a, b
+    if device.type == "cuda":  # the run's peak memory is the model's, not this benchmark's
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     return best
 
 

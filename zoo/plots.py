@@ -16,6 +16,14 @@ COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab
 SPLIT_STYLES = ("-", "--", ":", "-.")
 
 
+def longest_training_source(runs: dict[str, list[dict]]) -> int:
+    return max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
+
+
+def bucket_bleu(run: dict, split: str, lo: int, hi: int) -> float:
+    return next(b["bleu"] for b in run[split]["by_src_len"] if (b["lo"], b["hi"]) == (lo, hi))
+
+
 def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
     others = [m for m in runs if m not in ZOO_COLORS]
@@ -40,14 +48,13 @@ def bleu_by_length(runs: dict[str, list[dict]], colors: dict[str, str]):
     for model, rs in runs.items():
         for split, style in zip(splits, SPLIT_STYLES):
             buckets = [(b["lo"], b["hi"]) for b in rs[0][split]["by_src_len"]]
-            scores = [[next(b["bleu"] for b in r[split]["by_src_len"] if (b["lo"], b["hi"]) == key) for r in rs]
-                      for key in buckets]  # (buckets, seeds)
+            scores = [[bucket_bleu(r, split, lo, hi) for r in rs] for lo, hi in buckets]  # (buckets, seeds)
             x = [(lo + hi) / 2 for lo, hi in buckets]
             ax.plot(x, [statistics.fmean(s) for s in scores], style, marker="o", color=colors[model],
                     label=model if split == splits[0] else None)
             if len(rs) > 1:
                 ax.fill_between(x, [min(s) for s in scores], [max(s) for s in scores], color=colors[model], alpha=0.15)
-    longest = max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
+    longest = longest_training_source(runs)
     ax.axvline(longest + 0.5, color="grey", linestyle=":", linewidth=1)
     ax.annotate("longest training source", (longest + 0.5, 1.0), xycoords=("data", "axes fraction"),
                 xytext=(-4, -4), textcoords="offset points", ha="right", va="top", fontsize=8, color="grey")
@@ -66,9 +73,9 @@ def bars(ax, runs: dict[str, list[dict]], colors: dict[str, str], value, title: 
     means = [statistics.fmean(v) for v in values]
     errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
     ax.bar(names, means, yerr=errors, color=[colors[m] for m in names], capsize=4)
-    for i, mean in enumerate(means):
-        ax.annotate(f"{mean:,.{digits}f}", (i, mean), xytext=(0, 3), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=8)
+    for i, (mean, error) in enumerate(zip(means, errors)):  # above the whisker
+        ax.annotate(f"{mean:,.{digits}f}", (i, mean + error), xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.15)
     ax.tick_params(axis="x", labelrotation=20)

@@ -29,17 +29,35 @@ class ReportError(Exception):
     """A sweep directory that holds nothing to report."""
 
 
+IGNORED = {"seed", "model", "experiment"}  # the seed is what a group averages over; the model is the label
+
+
+def group_name(run: dict, varying: set[str]) -> str:
+    """The architecture, plus every command-line setting that differs between the sweep's runs (other than the
+    seed): `-m model=transformer model.net.dropout=0.1,0.3` gives two groups, not one with a false ± std."""
+    extra = [o for o in run.get("overrides", []) if o.partition("=")[0] in varying]
+    return " ".join([run["model"], *extra])
+
+
 def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
-    """Every run's results under `sweep_dir`, grouped by architecture and sorted by seed, and the job directories
-    that failed (an error.txt and no results.json)."""
-    runs: dict[str, list[dict]] = {}
+    """Every run's results under `sweep_dir`, grouped (by architecture and any varied setting) and sorted by seed,
+    and the job directories that failed (an error.txt and no results.json)."""
+    found = []
     for path in sorted(sweep_dir.rglob("results.json")):
         with open(path) as f:
-            r = json.load(f)
-        runs.setdefault(r["model"], []).append(r)
+            found.append(json.load(f))
     failed = sorted(p.parent for p in sweep_dir.rglob("error.txt") if not (p.parent / "results.json").exists())
-    if not runs:
-        raise ReportError(f"no results.json under {sweep_dir}")
+    if not found:
+        raise ReportError(f"no results.json under {sweep_dir}" + (f" ({len(failed)} failed jobs)" if failed else ""))
+    data = {(r["data"], tuple(r["test_splits"])) for r in found}
+    if len(data) > 1:
+        raise ReportError(f"the runs under {sweep_dir} are on different data ({', '.join(sorted(d for d, _ in data))}); "
+                          "report each data set's runs separately")
+    settings = [dict(o.partition("=")[::2] for o in r.get("overrides", [])) for r in found]  # key -> value
+    varying = {k for k in set().union(*settings) - IGNORED if len({s.get(k) for s in settings}) > 1}
+    runs: dict[str, list[dict]] = {}
+    for r in found:
+        runs.setdefault(group_name(r, varying), []).append(r)
     order = sorted(runs, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
     return {m: sorted(runs[m], key=lambda r: r["seed"]) for m in order}, failed
 
@@ -91,8 +109,7 @@ def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
             + " |", "|---|" + "---|" * len(buckets),
             "| sentences | " + " | ".join(str(b["n"]) for s in splits for b in first[s]["by_src_len"]) + " |"]
     for model, rs in runs.items():
-        cells = [fmt([next(b["bleu"] for b in r[s]["by_src_len"] if (b["lo"], b["hi"]) == (lo, hi)) for r in rs], 0)
-                 for s, lo, hi in buckets]
+        cells = [fmt([plots.bucket_bleu(r, s, lo, hi) for r in rs], 0) for s, lo, hi in buckets]
         rows.append(f"| {model} | " + " | ".join(cells) + " |")
     return rows
 
@@ -100,7 +117,7 @@ def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
 def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
     """How much of its in-range BLEU each model keeps on the splits whose sources are all longer than any training
     source (the embedded task's test_long); nothing when there is no such split."""
-    longest = max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
+    longest = plots.longest_training_source(runs)
     first = next(iter(runs.values()))[0]
     beyond = [s for s in splits[1:] if min(b["lo"] for b in first[s]["by_src_len"]) > longest]
     if not beyond:
@@ -166,7 +183,7 @@ def write_report(sweep_dir: Path) -> Path:
               "the measured peak. Peak memory is CUDA max allocated on a GPU, the process's peak RSS on a CPU.", "",
               "## Every test split", "", *splits_table(runs, splits), "",
               f"## BLEU by source length (tokens; the longest training source has "
-              f"{max(r['corpus']['train_max_src_len'] for rs in runs.values() for r in rs)})", "",
+              f"{plots.longest_training_source(runs)})", "",
               *length_table(runs, splits), ""]
     beyond = beyond_training(runs, splits)
     if beyond:
@@ -181,7 +198,10 @@ def write_report(sweep_dir: Path) -> Path:
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in figures] + [""]
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines))
-    log_comparison(runs, sweep_dir, figures)
+    try:
+        log_comparison(runs, sweep_dir, figures)
+    except Exception as e:  # the report is written; a wandb problem (no login for online mode, ...) must not hide it
+        print(f"warning: the wandb comparison run was not logged: {e}", file=sys.stderr)
     return path
 
 
@@ -212,23 +232,24 @@ class ReportCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            print(f"report: {write_report(sweep_dir)}")
-        except ReportError as e:
-            sys.exit(f"error: {e}")
+        report(sweep_dir)
         _, failed = load_runs(sweep_dir)
         if failed:
             sys.exit(f"error: {len(failed)} job(s) of the sweep failed: " + ", ".join(map(str, failed)))
 
 
+def report(sweep_dir: Path) -> None:
+    """write_report, with a one-line error instead of a traceback when there is nothing to report."""
+    try:
+        print(f"report: {write_report(sweep_dir)}")
+    except ReportError as e:
+        sys.exit(f"error: {e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path, help="a sweep's directory (multirun/DATE/TIME)")
-    args = parser.parse_args()
-    try:
-        print(f"report: {write_report(args.sweep_dir)}")
-    except ReportError as e:
-        sys.exit(f"error: {e}")
+    report(parser.parse_args().sweep_dir)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
         results[split] = {
             **corpus_scores(beam, refs),
             "greedy_bleu": corpus_scores(greedy, refs)["bleu"],
-            "by_src_len": bleu_by_length([len(s.split()) for s in srcs], beam, refs, bucket_width),
+            "by_src_len": bleu_by_length(dm.corpus.ids[split].lengths[0].tolist(), beam, refs, bucket_width),
             "samples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in zip(srcs, refs, beam)],
         }
     return results
@@ -151,6 +151,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger) -> dict:
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     return {
         "model": label, "data": HydraConfig.get().runtime.choices["data"], "params": params, "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task),  # what the command line set: the report groups by it
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),
                    "matmul_peak_gflops": peak / 1e9},
         "corpus": {**dm.summary(), "train_max_src_len": int(dm.corpus.ids["train"].lengths[0].max())},
