@@ -115,7 +115,7 @@ def train(cfg: DictConfig) -> Path:
     logger = instantiate(cfg.logger)
     try:
         results = fit_and_evaluate(cfg, label, logger)
-    except BaseException:
+    except Exception:  # (Ctrl-C is left to wandb's own exit hook)
         finish(logger, failed=True)  # a failed job still closes its wandb run, so the sweep's next job gets its own
         raise
     print_summary(results, cfg.n_samples)
