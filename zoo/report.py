@@ -207,9 +207,11 @@ def write_report(sweep_dir: Path) -> Path:
 
 def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[str]) -> None:
     """A "report" run in the sweep's wandb group, with the table and the cross-architecture charts."""
-    identity = next((r["wandb"] for rs in runs.values() for r in rs if r.get("wandb")), None)
-    if identity is None:
+    identities = [r["wandb"] for rs in runs.values() for r in rs if r.get("wandb")]
+    if not identities:
         return
+    # the sweep's own group, when runs of another sweep were copied in beside its own
+    identity = next((i for i in identities if i["group"] == str(sweep_dir)), identities[0])
     import wandb
 
     run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
