@@ -61,8 +61,9 @@ def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: i
     """For the report's heatmaps: the alignment weights of the model's own greedy translation of one sentence of
     the first test split (the first with `length` source tokens, or the nearest length, so every run picks the same
     one). Rows are the output tokens (then EOS), columns the source tokens; None for a model without attention."""
-    src_ids = [dm.src_tokenizer.encode(s) for s, _ in dm.texts[dm.test_splits[0]]]
-    ids = min(src_ids, key=lambda s: abs(len(s) - length))
+    split = dm.corpus.ids[dm.test_splits[0]]  # already encoded: the cache's ids, not the tokenizer again
+    nearest = int(abs(split.lengths[0] - length).argmin())  # the first of the nearest length
+    ids = split[nearest][1].tolist()
     src = torch.tensor([ids], device=module.device)  # (1, S)
     src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
     module.eval()
