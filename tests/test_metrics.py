@@ -9,7 +9,7 @@ from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops
-from zoo.module import label_smoothed_nll, noam_schedule
+from zoo.module import SmoothedCrossEntropy, label_smoothed_nll, noam_schedule
 
 HYPS = ["the cat sat on the mat", "a dog ran", "it is raining today in paris", "hello world"]
 REFS = ["the cat sat on a mat", "a dog ran", "it rains today in paris", "goodbye world"]
@@ -63,6 +63,38 @@ def test_label_smoothing_puts_no_mass_on_pad():
     logits = torch.log(q.clamp_min(1e-30)).view(1, 1, V).requires_grad_()
     label_smoothed_nll(logits, torch.tensor([[ref]]), pad_id=pad, epsilon=eps).backward()
     assert logits.grad.abs().max() < 1e-6
+
+
+def smoothed_by_autograd(logits, target, pad_id, epsilon):
+    """The loss as a formula, for autograd to differentiate."""
+    logp = torch.log_softmax(logits.double(), -1)  # (B, T, V)
+    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    smooth = -(logp.sum(-1) - logp[..., pad_id]) / (logp.size(-1) - 1)  # (B, T)
+    return ((1 - epsilon) * nll + epsilon * smooth)[target != pad_id].mean()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_written_out_gradient_is_autograds(dtype, monkeypatch):
+    """Loss and gradient of the fused loss equal autograd's through the formula, also when the rows are taken in
+    blocks that do not divide them evenly, and for bf16 logits (as autocast makes them)."""
+    monkeypatch.setattr(SmoothedCrossEntropy, "BLOCK", 3 * 11)  # blocks of 3 rows: the 14 rows end in a block of 2
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 7, 11).to(dtype), torch.randint(1, 11, (2, 7))
+    target[1, 4:] = 0  # padding
+    ours, reference = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    label_smoothed_nll(ours, target, pad_id=0, epsilon=0.1).backward()
+    expected = smoothed_by_autograd(reference, target, 0, 0.1)
+    expected.backward()
+    torch.testing.assert_close(label_smoothed_nll(logits, target, pad_id=0, epsilon=0.1).double(), expected)
+    torch.testing.assert_close(ours.grad, reference.grad)
+    assert ours.grad.dtype == dtype and (ours.grad[1, 4:] == 0).all()  # pad positions get no gradient
+
+
+def test_the_fused_loss_passes_gradcheck():
+    logits = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 9, (3, 4))
+    target[0, 0] = 0
+    assert torch.autograd.gradcheck(lambda x: label_smoothed_nll(x, target, pad_id=0, epsilon=0.2), (logits,))
 
 
 def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():

@@ -101,6 +101,17 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
 
 
 @pytest.mark.slow
+def test_run_py_trains_a_compiled_model(tmp_path):
+    """speed.compile, as a GPU run would use it, here on the CPU: torch.compile (inductor) of the teacher-forced
+    pass under bf16 autocast with fused Adam; the run trains, decodes eagerly and records the setting."""
+    proc = run(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["speed"] == {"compile": True} and results["device"]["precision"] == "bf16-mixed"
+    assert results["train"]["steps"] == 6 and results["test"]["n"] == 40
+
+
+@pytest.mark.slow
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     proc = run(tmp_path, "experiment=smoke")

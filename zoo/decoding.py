@@ -75,9 +75,9 @@ def beam_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id:
         logits, state = model.decoder.step(tokens[:, :, -1].reshape(-1), state)  # (b*K, V)
         logp = torch.log_softmax(logits.float(), -1).view(b, K, -1)  # (b, K, V)
         V = logp.size(-1)
-        frozen = torch.full_like(logp, float("-inf"))
-        frozen[..., eos_id] = 0.0
-        logp = torch.where(finished.unsqueeze(-1), frozen, logp)  # finished: only EOS, at no cost
+        eos_only = logp.new_full((V,), float("-inf"))
+        eos_only[eos_id] = 0.0
+        logp[finished] = eos_only  # finished: only EOS, at no cost (touches those rows only)
         scores, flat = (scores.unsqueeze(-1) + logp).view(b, K * V).topk(K, -1)  # (b, K)
         beam, token = flat // V, flat % V  # (b, K) which prefix each survivor extends, and with what
         rows = (torch.arange(b, device=device).unsqueeze(1) * K + beam).view(-1)  # (b*K,)

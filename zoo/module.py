@@ -18,12 +18,54 @@ from zoo.models.base import EncoderDecoder
 
 def label_smoothed_nll(logits: Tensor, target: Tensor, *, pad_id: int, epsilon: float) -> Tensor:
     """Cross-entropy against (1 - ε) on the reference token plus ε spread evenly over every class but pad
-    (Szegedy et al. 2016; Vaswani et al. 2017, 5.4), averaged over real target tokens only. In fp32 under autocast."""
-    logp = torch.log_softmax(logits.float(), -1)  # (B, T, V)
-    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    smooth = -(logp.sum(-1) - logp[..., pad_id]) / (logp.size(-1) - 1)  # (B, T) mean over the V-1 real classes
-    real = target != pad_id  # (B, T)
-    return ((1.0 - epsilon) * nll + epsilon * smooth)[real].mean()
+    (Szegedy et al. 2016; Vaswani et al. 2017, 5.4), averaged over real target tokens only; logits (B, T, V),
+    target (B, T). In fp32 whatever the logits' dtype."""
+    rows = SmoothedCrossEntropy.apply(logits.flatten(0, -2), target.flatten(), pad_id, epsilon)  # (B*T,)
+    real = target.flatten() != pad_id  # (B*T,)
+    return (rows * real).sum() / real.sum()
+
+
+class SmoothedCrossEntropy(torch.autograd.Function):
+    """Per-row label-smoothed cross-entropy of logits (N, V), and its gradient p - q (softmax minus the smoothed
+    target) written directly. Rows are taken a block at a time, so the fp32 copies stay in cache: on CPU the
+    (N, V) output layer costs as much memory traffic as the rest of the step, and autograd through log_softmax,
+    gather and sum made five fp32 passes over it where this makes two reads and one write of the logits."""
+
+    BLOCK = 2**20  # elements of fp32 scratch per block (4 MiB)
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, target: Tensor, pad_id: int, epsilon: float) -> Tensor:
+        N, V = logits.shape
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32, or fp64 for fp64 logits
+        lse, picked, summed = (logits.new_empty(N, dtype=dtype) for _ in range(3))  # (N,) each
+        for r in SmoothedCrossEntropy.blocks(N, V):
+            x = logits[r].to(dtype)  # (n, V)
+            lse[r] = torch.logsumexp(x, -1)  # log Σ_v exp x_v
+            picked[r] = x.gather(-1, target[r].unsqueeze(-1)).squeeze(-1)  # x_y
+            summed[r] = x.sum(-1) - x[:, pad_id]  # Σ_{v≠pad} x_v
+        ctx.save_for_backward(logits, target, lse)
+        ctx.pad_id, ctx.epsilon = pad_id, epsilon
+        nll = lse - picked  # -log p_y
+        smooth = lse - summed / (V - 1)  # mean of -log p_v over the V-1 classes but pad
+        return (1.0 - epsilon) * nll + epsilon * smooth  # (N,)
+
+    @staticmethod
+    def backward(ctx, grad_rows: Tensor):
+        logits, target, lse = ctx.saved_tensors
+        N, V = logits.shape
+        off_target, grad = ctx.epsilon / (V - 1), torch.empty_like(logits)  # q_v for v ≠ y, pad; (N, V)
+        for r in SmoothedCrossEntropy.blocks(N, V):
+            p = (logits[r].to(lse.dtype) - lse[r].unsqueeze(-1)).exp_()  # (n, V) softmax
+            p -= off_target
+            p[:, ctx.pad_id] += off_target  # q_pad = 0
+            p.scatter_add_(-1, target[r].unsqueeze(-1), p.new_full((p.size(0), 1), ctx.epsilon - 1.0))  # q_y
+            grad[r] = p.mul_(grad_rows[r].unsqueeze(-1))  # (n, V) (p - q) · ∂L/∂row
+        return grad, None, None, None
+
+    @staticmethod
+    def blocks(N: int, V: int) -> list[slice]:
+        n = max(1, SmoothedCrossEntropy.BLOCK // V)
+        return [slice(i, i + n) for i in range(0, N, n)]
 
 
 def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int, factor: float = 1.0) -> LambdaLR:

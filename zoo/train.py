@@ -137,6 +137,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger) -> dict:
                            label_smoothing=cfg.model.label_smoothing, **cfg.decode)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     print(f"{label}: {params:,} parameters")
+    if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager
+        net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole config, to filter runs by
     clock = TrainClock()
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=[clock])
@@ -161,7 +163,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger) -> dict:
         "train": {"wall_s": wall_s, "steps": trainer.global_step, **clock.summary(peak),
                   "val_bleu": None if val_bleu is None else float(val_bleu)},
         "decode": evaluation["decode"], "decoding": dict(cfg.decode),
-        "memory": peak_memory(device),
+        "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
         "wandb": wandb_identity(logger),
     }

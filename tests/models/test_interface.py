@@ -158,7 +158,7 @@ def test_gru_has_no_alignment():
 
 
 def test_transformer_alignment_weights_are_those_the_attention_uses():
-    """Written-out weights times the values give what the fused kernel computes."""
+    """The weights `alignment` reports, times the values, give what the attention computes."""
     model = build("transformer").eval()
     src, src_mask, tgt_in = random_batch()
     attn, memory = model.decoder.layers[-1].cross_attn, model.encoder(src, src_mask)  # memory (B, S, D)
@@ -176,6 +176,8 @@ def test_transformer_alignment_weights_are_those_the_attention_uses():
     ("transformer", {"n_encoder_layers": 0}, r"n_encoder_layers \(0\) must be > 0"),
     ("gru", {"hidden": -1}, r"hidden \(-1\) must be > 0"),
     ("attention", {"dropout": 1.5}, r"dropout \(1.5\)"),
+    ("transformer", {"attention_dropout": -0.1, "activation_dropout": 1.0},
+     r"attention_dropout \(-0.1\), activation_dropout \(1.0\) must be in \[0, 1\)"),
 ])
 def test_constructor_arguments_are_checked(arch, bad, message):
     with pytest.raises(ValueError, match=message):

@@ -8,10 +8,11 @@ No fixed-length vector: the decoder looks back at every source annotation at eve
     e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j)     additive alignment model (A.1.2); U_a h_j is computed once per source
     α_ij = softmax_j(e_ij)                     alignment weights, padding masked out (eq. 6)
     c_i  = Σ_j α_ij h_j                        a context vector for every target position (eq. 5)
-    s_i  = GRU([e(y_{i-1}); c_i], s_{i-1})      (eq. 4)
+    s_i  = GRU(s_{i-1}, y_{i-1}, c_i)          (eq. 4), with the matrices W (from E y), U (from s), C (from c) of A.2.2
     p(y_i | ...) = softmax(W_o maxout(U_o s_i + V_o e(y_{i-1}) + C_o c_i))    deep output with maxout units
 
-The query of step i depends on s_{i-1}, so teacher forcing still runs one GRU cell per target position.
+The query of step i depends on s_{i-1}, so teacher forcing still runs one GRU cell per target position; that loop
+holds the recurrence and nothing else (see `AttentionDecoder.forward`).
 """
 from __future__ import annotations
 
@@ -60,7 +61,9 @@ class AttentionDecoder(Decoder):
         self.embed = normal_embedding(vocab_size, emb_dim, pad_id)
         self.init_hidden = nn.Linear(enc_hidden, hidden)  # W_s
         self.attention = AdditiveAttention(query_dim=hidden, key_dim=2 * enc_hidden, attn_dim=attn_dim)
-        self.cell = nn.GRUCell(emb_dim + 2 * enc_hidden, hidden)
+        self.W = nn.Linear(emb_dim, 3 * hidden)  # [W_r; W_z; W] E y: the GRU's gates from the previous word
+        self.U = nn.Linear(hidden, 3 * hidden)  # [U_r; U_z; U] s: from the previous state
+        self.C = nn.Linear(2 * enc_hidden, 3 * hidden, bias=False)  # [C_r; C_z; C] c: from the context
         self.deep_out = nn.Linear(hidden + emb_dim + 2 * enc_hidden, 2 * maxout_dim)  # [U_o V_o C_o]
         self.out = nn.Linear(maxout_dim, vocab_size)  # W_o
         self.dropout = nn.Dropout(dropout)
@@ -72,13 +75,14 @@ class AttentionDecoder(Decoder):
         return State(source={"annotations": annotations, "keys": keys, "mask": src_mask}, step={"hidden": s0})
 
     def forward(self, tgt_in: Tensor, state: State, return_alignment: bool = False):
-        """Teacher forcing. With `return_alignment`, also the weights α (B, T, S), e.g. to plot them."""
+        """Teacher forcing. With `return_alignment`, also the weights α (B, T, S), e.g. to plot them. The loop holds
+        only what depends on s_{i-1}: the previous words' share of the gates, W E y, is one product for all
+        positions before it, and the output layer runs after it."""
         e = self.dropout(self.embed(tgt_in))  # (B, T, E)
         s = state["hidden"]  # (B, Hd)
         states, contexts, alphas = [], [], []
-        for i in range(tgt_in.size(1)):
-            c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, 2H), (B, S)
-            s = self.cell(torch.cat([e[:, i], c], -1), s)  # (B, Hd)
+        for from_word in self.W(e).unbind(1):  # (B, 3Hd) each; unbind, not [:, i], whose backward fills (B, T, 3Hd)
+            s, c, alpha = self.recur(from_word, s, state)  # (B, Hd), (B, 2H), (B, S)
             states.append(s)
             contexts.append(c)
             alphas.append(alpha)
@@ -87,13 +91,28 @@ class AttentionDecoder(Decoder):
 
     def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
         e = self.embed(token)  # (B, E)
-        c, _ = self.attention(state["hidden"], state["keys"], state["annotations"], state["mask"])  # (B, 2H)
-        s = self.cell(torch.cat([e, c], -1), state["hidden"])  # (B, Hd)
+        s, c, _ = self.recur(self.W(e), state["hidden"], state)  # (B, Hd), (B, 2H)
         return self.output(s, e, c), state.updated(hidden=s)  # (B, V)
+
+    def recur(self, from_word: Tensor, s: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor]:
+        """s_i, c_i, α_i from W E y_{i-1} + b (B, 3Hd) and s_{i-1} (B, Hd); the gates in fp32."""
+        c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, 2H), (B, S)
+        return gru_update((from_word + self.C(c)).float(), self.U(s).float(), s), c, alpha
 
     def output(self, s: Tensor, e: Tensor, c: Tensor) -> Tensor:
         t = maxout(self.deep_out(torch.cat([self.dropout(s), e, c], -1)))  # (..., maxout_dim); e had its dropout
         return self.out(self.dropout(t))  # (..., V)
+
+
+def gru_update(x: Tensor, h: Tensor, s: Tensor) -> Tensor:
+    """The GRU's update from the gates' inputs x = W E y + C c + b (B, 3Hd) and h = U s + b (B, 3Hd), each in
+    reset, update, candidate order: r = σ(x_r + h_r), z = σ(x_z + h_z), ŝ = tanh(x_ŝ + r ∘ h_ŝ),
+    s' = z ∘ s + (1 - z) ∘ ŝ. That is appendix A.2.2 as `nn.GRU` and cuDNN compute it: their z keeps the old state
+    where the paper's gates the new one, and the reset comes after the product, r ∘ (U s), not inside it, U(r ∘ s),
+    so that the three products of s are one."""
+    r, z = torch.sigmoid(x[:, : 2 * s.size(1)] + h[:, : 2 * s.size(1)]).chunk(2, -1)  # (B, Hd) each
+    candidate = torch.tanh(x[:, 2 * s.size(1):] + r * h[:, 2 * s.size(1):])  # (B, Hd) ŝ
+    return candidate + z * (s - candidate)  # (B, Hd) z ∘ s + (1 - z) ∘ ŝ
 
 
 class AttentionEncoderDecoder(EncoderDecoder):
@@ -104,7 +123,7 @@ class AttentionEncoderDecoder(EncoderDecoder):
                  dropout: float = 0.1):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, emb_dim=emb_dim,
                        enc_hidden=enc_hidden, hidden=hidden, attn_dim=attn_dim, maxout_dim=maxout_dim)
-        check_dropout(dropout)
+        check_dropout(dropout=dropout)
         super().__init__(
             BiGRUEncoder(vocab_size=src_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=enc_hidden,
                          dropout=dropout),
@@ -124,11 +143,11 @@ class AttentionEncoderDecoder(EncoderDecoder):
             U_a h_j, per source token         2·2H·A
             s_0 = tanh(W_s ←h_1), once        2·H·Hd
             per target token                  2·Hd·A + 2·3Hd·(E + 2H + Hd) + 2·(Hd + E + 2H)·2M + 2·M·V
-                                              W_a s_{i-1}, the GRU cell, deep output [U_o V_o C_o], W_o
+                                              W_a s_{i-1}, the GRU (W, C, U), deep output [U_o V_o C_o], W_o
             per target and source token       2·A + 2·2H    v_aᵀ tanh(...) and c_i = Σ_j α_ij h_j
         """
         E, H = self.encoder.rnn.input_size, self.encoder.rnn.hidden_size
-        Hd, A = self.decoder.cell.hidden_size, self.decoder.attention.v_a.in_features
+        Hd, A = self.decoder.U.in_features, self.decoder.attention.v_a.in_features
         M, V = self.decoder.out.in_features, self.decoder.out.out_features
         encoder = src_len * (2 * 2 * 3 * H * (E + H) + 2 * 2 * H * A) + 2 * H * Hd
         decoder = tgt_len * (2 * Hd * A + 2 * 3 * Hd * (E + 2 * H + Hd) + 2 * (Hd + E + 2 * H) * 2 * M + 2 * M * V)

@@ -112,9 +112,11 @@ def check_positive(**values: int | float) -> None:
         raise ValueError(f"{', '.join(bad)} must be > 0")
 
 
-def check_dropout(dropout: float) -> None:
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout ({dropout}) must be in [0, 1)")
+def check_dropout(**rates: float) -> None:
+    """Raise a ValueError naming every dropout rate outside [0, 1)."""
+    bad = [f"{name} ({rate})" for name, rate in rates.items() if not 0.0 <= rate < 1.0]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} must be in [0, 1)")
 
 
 def maxout(x: Tensor, pool: int = 2) -> Tensor:

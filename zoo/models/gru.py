@@ -82,7 +82,7 @@ class GRUEncoderDecoder(EncoderDecoder):
                  dropout: float = 0.1):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, emb_dim=emb_dim,
                        hidden=hidden, context=context, n_layers=n_layers, maxout_dim=maxout_dim)
-        check_dropout(dropout)
+        check_dropout(dropout=dropout)
         super().__init__(
             ContextEncoder(vocab_size=src_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=hidden,
                            context=context, n_layers=n_layers, dropout=dropout),

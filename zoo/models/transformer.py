@@ -44,6 +44,38 @@ class Embedding(nn.Module):
         return self.dropout(x)  # (B, T, D)
 
 
+def scaled_dot_product(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, *, causal: bool = False,
+                       dropout: float = 0.0, fused: bool | None = None) -> Tensor:
+    """softmax(q kᵀ / √d_k + mask) v (eq. 1) for queries q (B, H, T, d_k) and keys, values k, v (B, H, S, d_k).
+    attn_mask broadcasts to (B, H, T, S): boolean, True = may attend, or additive (with any causality folded in).
+    `causal`: the T queries are the last T of the S positions, and each sees the keys up to its own.
+
+    `fused` (the default off the CPU): PyTorch's fused kernels (flash, memory-efficient), which never store the
+    T×S weights. Otherwise the formula as written, in bf16 products with an fp32 softmax: on CPU it runs 2-5x
+    faster than those kernels at sentence lengths, forward and backward, and 5x faster for a decoding step's one
+    query against the cache (experiments/bench.py)."""
+    T, S = q.size(2), k.size(2)
+    causal = causal and T > 1  # one new query may see the whole cache
+    if fused if fused is not None else q.device.type != "cpu":
+        if causal and (attn_mask is not None or T != S):  # is_causal aligns top-left and excludes a mask
+            attn_mask, causal = _causal(T, S, q.device, attn_mask), False
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal,
+                                              dropout_p=dropout)  # (B, H, T, d_k)
+    if causal:
+        attn_mask = _causal(T, S, q.device, attn_mask)  # (B|1, H|1, T, S)
+    scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, H, T, S)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+    weights = F.dropout(scores.softmax(-1), dropout).to(v.dtype)  # (B, H, T, S)
+    return weights @ v  # (B, H, T, d_k)
+
+
+def _causal(T: int, S: int, device: torch.device, attn_mask: Tensor | None) -> Tensor:
+    """The boolean mask of `causal` (T, S), and `attn_mask` if given (boolean; additive ones carry their own)."""
+    allowed = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)  # query i sees keys j <= i + S - T
+    return allowed if attn_mask is None else attn_mask & allowed
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention may carry `rotary` or `alibi` (positions.py); cross-attention carries neither."""
 
@@ -75,10 +107,8 @@ class MultiHeadAttention(nn.Module):
             attn_mask, causal = self.alibi(q, k, start=start, causal=causal, mask=mask), False  # (B|1, H, T, S)
         else:
             attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, S) broadcast over heads, queries
-        # softmax(q kᵀ / √d_k + mask) v, fused (flash / memory-efficient kernels where the device has them); is_causal
-        # is aligned top-left, right for T queries from an empty cache; one new query may see the whole cache
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal and q.size(2) > 1,
-                                             dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D/H)
+        out = scaled_dot_product(q, k, v, attn_mask, causal=causal,
+                                 dropout=self.dropout if self.training else 0.0)  # (B, H, T, D/H)
         return self.W_O(out.transpose(1, 2).flatten(2))  # (B, T, D)
 
     def weights(self, x: Tensor, k: Tensor, mask: Tensor) -> Tensor:
@@ -89,8 +119,8 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, *, d_model: int, d_ff: int, dropout: float):
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+    def __init__(self, *, d_model: int, d_ff: int, activation_dropout: float):
+        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(activation_dropout), nn.Linear(d_ff, d_model))
 
 
 class Residual(nn.Module):
@@ -107,12 +137,12 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool,
-                 rotary: Rotary | None, alibi: ALiBi | None):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None, alibi: ALiBi | None):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout, rotary=rotary,
-                                            alibi=alibi)
-        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout,
+                                            rotary=rotary, alibi=alibi)
+        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_attn, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm) for _ in range(2))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -121,13 +151,13 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, pre_norm: bool,
-                 rotary: Rotary | None, alibi: ALiBi | None):
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None, alibi: ALiBi | None):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout, rotary=rotary,
-                                            alibi=alibi)
-        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
-        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout,
+                                            rotary=rotary, alibi=alibi)
+        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout)
+        self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_self, self.res_cross, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm)
                                                        for _ in range(3))
 
@@ -168,8 +198,8 @@ class TransformerDecoder(Decoder):
     def init_state(self, memory: Tensor, src_mask: Tensor) -> State:
         """Cross-attention keys/values are projected from the memory once; self-attention caches start empty."""
         cross = [layer.cross_attn.keys_values(memory) for layer in self.layers]  # each (B, H, S, D/H) twice
-        B, H = memory.size(0), self.layers[0].self_attn.h
-        empty = memory.new_zeros(B, H, 0, memory.size(-1) // H)  # (B, H, 0, D/H)
+        k = cross[0][0]  # (B, H, S, D/H), in the dtype the cache will hold (bf16 under autocast)
+        empty = k.new_zeros(k.size(0), k.size(1), 0, k.size(3))  # (B, H, 0, D/H)
         return State(source={"mem_k": [k for k, _ in cross], "mem_v": [v for _, v in cross], "src_mask": src_mask},
                      step={"self_k": [empty] * len(self.layers), "self_v": [empty] * len(self.layers)})
 
@@ -193,17 +223,20 @@ class TransformerDecoder(Decoder):
 
 class Transformer(EncoderDecoder):
     """Defaults are a small model for the embedded task; the paper's base model is d_model=512, n_heads=8,
-    d_ff=2048, 6+6 layers, dropout 0.1. `positions` is one of POSITIONS; max_positions bounds the sinusoidal and
-    learned tables only."""
+    d_ff=2048, 6+6 layers, dropout 0.1. `dropout` is the paper's residual dropout (5.4), on every sub-layer's output
+    and on the embeddings; `attention_dropout` (on the attention weights) and `activation_dropout` (after the FFN's
+    ReLU) are later additions (tensor2tensor), 0 by default as in fairseq. `positions` is one of POSITIONS;
+    max_positions bounds the sinusoidal and learned tables only."""
 
     def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, d_model: int = 128,
                  n_heads: int = 4, d_ff: int = 512, n_encoder_layers: int = 2, n_decoder_layers: int = 2,
-                 dropout: float = 0.1, pre_norm: bool = False, positions: str = "sinusoidal",
-                 max_positions: int = 1024, tie_embeddings: bool = False):
+                 dropout: float = 0.1, attention_dropout: float = 0.0, activation_dropout: float = 0.0,
+                 pre_norm: bool = False, positions: str = "sinusoidal", max_positions: int = 1024,
+                 tie_embeddings: bool = False):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, d_model=d_model,
                        n_heads=n_heads, d_ff=d_ff, n_encoder_layers=n_encoder_layers,
                        n_decoder_layers=n_decoder_layers, max_positions=max_positions)
-        check_dropout(dropout)
+        check_dropout(dropout=dropout, attention_dropout=attention_dropout, activation_dropout=activation_dropout)
         if positions not in POSITIONS:
             raise ValueError(f"positions ({positions!r}) must be one of {', '.join(map(repr, POSITIONS))}")
         if d_model % n_heads:
@@ -218,7 +251,8 @@ class Transformer(EncoderDecoder):
         def final_norm() -> nn.Module:  # pre-LN leaves the last residual stream un-normalised
             return nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
-        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout, "pre_norm": pre_norm,
+        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout,
+                 "attention_dropout": attention_dropout, "activation_dropout": activation_dropout, "pre_norm": pre_norm,
                  "rotary": Rotary(d_head=d_model // n_heads) if positions == "rotary" else None,
                  "alibi": ALiBi(n_heads=n_heads) if positions == "alibi" else None}  # one of each, shared
         decoder_embed, out = embedding(tgt_vocab_size), nn.Linear(d_model, tgt_vocab_size)

@@ -1,0 +1,87 @@
+"""The benchmark's references compute what ours compute (so its ratios compare like with like), and the benchmark
+runs end to end and writes every figure the issue asks for."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import BOS, EOS, PAD, SRC_V, TGT_V, build, random_batch
+from zoo.decoding import greedy_search
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from references import (TextbookAttention, TorchTransformer, marian_forward, marian_like,  # noqa: E402
+                        recompute_greedy, shape, textbook_gru)
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_the_textbook_bahdanau_loop_computes_our_logits(lean):
+    model = build("attention").eval()
+    src, src_mask, tgt_in = random_batch()
+    textbook = TextbookAttention(model, lean=lean)
+    torch.testing.assert_close(textbook(src, src_mask, tgt_in), model(src, src_mask, tgt_in))
+
+
+@pytest.mark.parametrize("arch", ["gru", "attention"])
+def test_the_textbook_step_loop_computes_our_logits(arch):
+    model = build(arch).eval()
+    src, src_mask, tgt_in = random_batch()
+    torch.testing.assert_close(textbook_gru(model, src, src_mask, tgt_in), model(src, src_mask, tgt_in))
+
+
+@pytest.mark.parametrize("arch", ["gru", "attention", "transformer"])
+def test_recomputing_the_prefix_decodes_what_the_cache_decodes(arch):
+    model = build(arch).eval()
+    src, src_mask, _ = random_batch()
+    with torch.no_grad():
+        model.decoder.out.bias[EOS] = -1e4  # never stop early: every row runs the full length
+    cached = greedy_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, max_len_a=0.0, max_len_b=9)
+    assert recompute_greedy(model, src, src_mask, bos_id=BOS, steps=9).tolist() == cached
+
+
+def test_torch_transformer_is_our_shape_and_causal():
+    ours = build("transformer", dropout=0.1, attention_dropout=0.1)
+    reference = TorchTransformer(**shape(ours), pad_id=PAD).eval()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    final_norms = count(reference.transformer.encoder.norm) + count(reference.transformer.decoder.norm)
+    assert count(reference) - final_norms == count(ours)  # nn.Transformer ends each stack in a LayerNorm
+    assert reference.transformer.encoder.layers[0].self_attn.dropout == 0.1  # ours, not nn.Transformer's one rate
+    assert reference.transformer.encoder.layers[0].dropout.p == 0.0
+    src, src_mask, tgt_in = random_batch()
+    changed = tgt_in.clone()
+    changed[:, 4:] = 7
+    a, b = reference(src, src_mask, tgt_in), reference(src, src_mask, changed)
+    assert a.shape == (3, tgt_in.size(1), TGT_V)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+
+
+def test_marian_is_our_shape():
+    pytest.importorskip("transformers")
+    ours = build("transformer")
+    marian = marian_like(ours, pad_id=PAD, bos_id=BOS, eos_id=EOS).eval()
+    trained = sum(p.numel() for p in marian.parameters() if p.requires_grad)  # (its sinusoids are frozen)
+    assert trained + TGT_V == sum(p.numel() for p in ours.parameters())  # its output bias is a fixed buffer
+    src, src_mask, tgt_in = random_batch()
+    assert marian_forward(marian, src, src_mask, tgt_in).shape == (3, tgt_in.size(1), TGT_V)
+    assert marian.config.vocab_size == SRC_V
+
+
+def test_bench_runs_and_writes_every_figure(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, "experiments/bench.py", "--preset", "tiny", "--rounds", "1", "--out", str(out),
+                    f"data.cache_dir={tmp_path / 'cache'}"], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    record = json.loads(out.read_text())
+    results = record["results"]
+    for key in ["transformer_train_vs_marian", "transformer_train_vs_nn_transformer", "greedy_vs_marian_generate",
+                "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop", "gru_train_vs_loop",
+                "padding_efficiency", "matmul_peak_gflops", "transformer_mfu"]:
+        assert results[key] > 0, key
+    assert 0 < results["padding_efficiency_unsorted"] < results["padding_efficiency"] <= 1
+    assert record["command"].startswith("python experiments/bench.py") and record["machine"]["device"]
+    rerun = subprocess.run([sys.executable, "experiments/bench.py", "--preset", "tiny", "--out", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode != 0 and "already exists" in rerun.stderr  # never overwrites a record
