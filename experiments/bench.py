@@ -244,7 +244,7 @@ def main() -> None:
         for name, r in rate.items():
             rows.append((f"greedy, {length} tokens", name, r, "tokens/s"))
         results[f"cached_vs_recompute_{length}"] = rate["ours (cached)"] / rate["recompute the prefix"]
-    del net, marian, torch_tf, contenders
+    del net, torch_tf, contenders  # (Marian stays referenced by the decoding closures until the end)
 
     # --- RNN training -----------------------------------------------------------------------------------------
     for arch in ("attention", "gru"):
