@@ -85,3 +85,16 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
     rerun = subprocess.run([sys.executable, "experiments/bench.py", "--preset", "tiny", "--out", str(out)], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode != 0 and "already exists" in rerun.stderr  # never overwrites a record
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_every_preset_builds_its_models(preset):
+    """The presets' model configs compose from the real config tree, the GPU's Transformer at base size."""
+    import bench
+    from hydra.utils import instantiate
+
+    for arch, overrides in bench.PRESETS[preset]["models"].items():
+        net = instantiate(bench.compose_config(overrides).model.net)(src_vocab_size=50, tgt_vocab_size=50, pad_id=0)
+        if arch == "transformer":
+            assert (shape(net)["d_model"], shape(net)["n_encoder_layers"]) == ((512, 6) if preset == "gpu" else (256, 3))
+    assert "data.max_tokens=16384" in bench.PRESETS["gpu"]["overrides"]

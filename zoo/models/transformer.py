@@ -63,11 +63,16 @@ def scaled_dot_product(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None
                                               dropout_p=dropout)  # (B, H, T, d_k)
     if causal:
         attn_mask = _causal(T, S, q.device, attn_mask)  # (B|1, H|1, T, S)
+    weights = F.dropout(attention_weights(q, k, attn_mask), dropout).to(v.dtype)  # (B, H, T, S)
+    return weights @ v  # (B, H, T, d_k)
+
+
+def attention_weights(q: Tensor, k: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """softmax(q kᵀ / √d_k + mask) (B, H, T, S), the products in q's dtype, the softmax in fp32."""
     scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, H, T, S)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
-    weights = F.dropout(scores.softmax(-1), dropout).to(v.dtype)  # (B, H, T, S)
-    return weights @ v  # (B, H, T, d_k)
+    return scores.softmax(-1)  # (B, H, T, S)
 
 
 def _causal(T: int, S: int, device: torch.device, attn_mask: Tensor | None) -> Tensor:
@@ -113,9 +118,7 @@ class MultiHeadAttention(nn.Module):
 
     def weights(self, x: Tensor, k: Tensor, mask: Tensor) -> Tensor:
         """softmax(q kᵀ / √d_k) (B, H, T, S) as `forward` would use it, without positional terms (cross-attention)."""
-        q = self.split(self.W_Q(x))  # (B, H, T, D/H)
-        scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, H, T, S)
-        return scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)  # (B, H, T, S)
+        return attention_weights(self.split(self.W_Q(x)), k, mask[:, None, None, :])  # (B, H, T, S)
 
 
 class FeedForward(nn.Sequential):
