@@ -119,7 +119,7 @@ class Bench:
             name, (model, forward, context) = item
             model.train()
             for b in batches:
-                with context(), self.autocast:
+                with self.autocast, context():  # (a context may switch autocast off again)
                     logits = forward(model, b["src"], b["src_mask"], b["tgt_in"])  # (B, T, V)
                 loss = label_smoothed_nll(logits, b["tgt_out"], pad_id=pad_id, epsilon=0.1)
                 loss.backward()
@@ -193,6 +193,7 @@ def main() -> None:
                   "nn.Transformer": (torch_tf, ours_forward, nullcontext)}
     if device.type == "cpu":
         contenders["ours, fused attention kernels"] = (net, ours_forward, fused_attention)
+    contenders["ours, fp32 (no autocast)"] = (net, ours_forward, partial(torch.autocast, device.type, enabled=False))
     if args.compile:
         compiled = build("transformer")
         compiled.load_state_dict(net.state_dict())
@@ -207,6 +208,7 @@ def main() -> None:
     results["transformer_mfu"] = flops_per_s(net, rate["ours"]) / peak
     results["marian_mfu"] = flops_per_s(net, rate["marian"]) / peak
     results["transformer_train_tokens_per_s"] = rate["ours"]
+    results["transformer_train_bf16_vs_fp32"] = rate["ours"] / rate["ours, fp32 (no autocast)"]
 
     # --- Decoding ---------------------------------------------------------------------------------------------
     rows_n = preset["decode_rows"]
@@ -277,7 +279,8 @@ def main() -> None:
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(["python", *sys.argv]), "preset": args.preset,
               "data": {"name": cfg.data.source._target_.rsplit(".", 1)[-1], "max_tokens": cfg.data.max_tokens,
-                       "vocab": [len(dm.src_tokenizer), len(tok)]}}
+                       "vocab": [len(dm.src_tokenizer), len(tok)], "training_batches": len(batches),
+                       "decode_rows": rows_n, "decode_source_tokens": int(src_mask.sum())}}
     with open(args.out, "x") as f:
         json.dump(record, f, indent=1)
     print(f"bench: {args.out}")
