@@ -35,3 +35,23 @@ def test_overfits_a_tiny_set(arch, tmp_path):
     hyps = greedy_search(model, batch["src"], batch["src_mask"], bos_id=v.bos_id, eos_id=v.eos_id)
     refs = [[t for t in row if t not in (v.pad_id, v.eos_id)] for row in batch["tgt_out"].tolist()]
     assert hyps == refs
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradients_are_clipped_for_a_fused_optimizer_without_a_loss_scale(algorithm):
+    """bf16 (no loss scale): the module clips the gradients itself, since Lightning refuses fused optimizers."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    net = make("gru", src_vocab_size=20, tgt_vocab_size=20, pad_id=0)
+    module = Seq2SeqModule(net, optimizer=partial(torch.optim.Adam, fused=True), scheduler=None,
+                           tokenizer=SimpleNamespace(bos_id=1, eos_id=2, pad_id=0))
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace())  # bf16-mixed's plugin has no scaler
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    module.configure_gradient_clipping(module.configure_optimizers(), 0.5, algorithm)
+    grads = [p.grad for p in net.parameters()]
+    if algorithm == "norm":
+        assert torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])).item() == pytest.approx(0.5, rel=1e-3)
+    else:
+        assert all((g == 0.5).all() for g in grads)

@@ -117,6 +117,19 @@ class Seq2SeqModule(L.LightningModule):
         """Detokenized translations."""
         return [self.tokenizer.decode(h) for h in self.generate(src, src_mask, beam)]
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """The trainer's `gradient_clip_val` (the RNNs' `grad_clip`). Lightning refuses to clip for a fused optimizer
+        under mixed precision, lest a loss scale still sit on the gradients; bf16 has no loss scale, so there the
+        gradients are clipped directly. (fp16's scaler goes through Lightning, which unscales first.)"""
+        if not gradient_clip_val:
+            return
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())
         if self.make_scheduler is None:
