@@ -272,7 +272,6 @@ def main() -> None:
     results["padding_efficiency"] = dm.sampler("train", shuffle=True).padding_efficiency()
     results["padding_efficiency_unsorted"] = unsorted_padding_efficiency(src_len, tgt_len + 1, cfg.data.max_tokens)
 
-    print_table(rows, results)
     record = {"results": results, "table": [dict(zip(("what", "contender", "value", "unit"), r)) for r in rows],
               "machine": {"device": device_name(device), "torch": torch.__version__,
                           "python": platform.python_version(), "threads": torch.get_num_threads()},
@@ -284,6 +283,7 @@ def main() -> None:
     with open(args.out, "x") as f:
         json.dump(record, f, indent=1)
     print(f"bench: {args.out}")
+    print_table(rows, results)  # last, so that the output ends with the line of ratios
 
 
 def print_table(rows: list[tuple[str, str, float, str]], results: dict) -> None:
@@ -296,7 +296,8 @@ def print_table(rows: list[tuple[str, str, float, str]], results: dict) -> None:
           f"{100 * results['padding_efficiency']:.1f}% (unsorted batches: "
           f"{100 * results['padding_efficiency_unsorted']:.1f}%)")
     keys = ["transformer_train_vs_marian", "transformer_train_vs_nn_transformer", "greedy_vs_marian_generate",
-            "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop", "gru_train_vs_loop"]
+            "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop",
+            "attention_train_vs_lean_loop", "gru_train_vs_loop", "transformer_train_bf16_vs_fp32"]
     print("ratios: " + "  ".join(f"{k} {results[k]:.2f}x" for k in keys))
 
 
