@@ -110,9 +110,10 @@ def gru_update(x: Tensor, h: Tensor, s: Tensor) -> Tensor:
     s' = z ∘ s + (1 - z) ∘ ŝ. That is appendix A.2.2 as `nn.GRU` and cuDNN compute it: their z keeps the old state
     where the paper's gates the new one, and the reset comes after the product, r ∘ (U s), not inside it, U(r ∘ s),
     so that the three products of s are one."""
-    r, z = torch.sigmoid(x[:, : 2 * s.size(1)] + h[:, : 2 * s.size(1)]).chunk(2, -1)  # (B, Hd) each
-    candidate = torch.tanh(x[:, 2 * s.size(1):] + r * h[:, 2 * s.size(1):])  # (B, Hd) ŝ
-    return candidate + z * (s - candidate)  # (B, Hd) z ∘ s + (1 - z) ∘ ŝ
+    Hd = s.size(1)
+    r, z = torch.sigmoid(x[:, : 2 * Hd] + h[:, : 2 * Hd]).chunk(2, -1)  # (B, Hd) each
+    candidate = torch.tanh(torch.addcmul(x[:, 2 * Hd:], r, h[:, 2 * Hd:]))  # (B, Hd) ŝ
+    return torch.lerp(candidate, s.float(), z)  # (B, Hd) z ∘ s + (1 - z) ∘ ŝ in one op; s0 may be bf16
 
 
 class AttentionEncoderDecoder(EncoderDecoder):
