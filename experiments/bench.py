@@ -79,6 +79,11 @@ def unsorted_padding_efficiency(src_len, tgt_len, max_tokens: int, seed: int = 0
     return real / (padded + rows * (src_max + tgt_max))
 
 
+def real_tokens(batches: list[dict], pad_id: int) -> int:
+    """Source and target tokens of `batches`, padding left out: what tokens/s counts, as in a run's results."""
+    return sum(int(b["src_mask"].sum() + (b["tgt_out"] != pad_id).sum()) for b in batches)
+
+
 def compose_config(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return compose("config", overrides=overrides)
@@ -126,7 +131,7 @@ class Bench:
                 optimizers[name].step()
                 optimizers[name].zero_grad(set_to_none=True)
 
-        tokens = sum(int(b["src_mask"].sum() + (b["tgt_out"] != pad_id).sum()) for b in batches)
+        tokens = real_tokens(batches, pad_id)
         seconds = self.timed({name: (name, c) for name, c in contenders.items()}, run_once)
         return {name: tokens / s for name, s in seconds.items()}
 
@@ -178,8 +183,7 @@ def main() -> None:
         """Training model FLOP/s at `rate` tokens/s: 3x the forward pass's matrix products over the batches."""
         fl = sum(3 * int(net.forward_flops(b["src_mask"].sum(1), (b["tgt_out"] != tok.pad_id).sum(1)).sum())
                  for b in batches)
-        tokens = sum(int(b["src_mask"].sum() + (b["tgt_out"] != tok.pad_id).sum()) for b in batches)
-        return fl / tokens * rate
+        return fl / real_tokens(batches, tok.pad_id) * rate
 
     # --- Transformer training ---------------------------------------------------------------------------------
     net = build("transformer")
