@@ -2,7 +2,7 @@
 same order.
 
     python -m zoo.translate outputs/DATE/TIME < input.txt > output.txt
-    python -m zoo.translate outputs/DATE/TIME/checkpoints/step600.ckpt --input in.txt --output out.txt --greedy
+    python -m zoo.translate outputs/DATE/TIME/checkpoints/step700.ckpt --input in.txt --output out.txt --greedy
     python -m zoo.translate latest --beam 8 --alpha 1.0 --device cuda
 
 The checkpoint carries everything needed (zoo/checkpoint.py): the model's class, arguments and weights, both
