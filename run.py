@@ -16,17 +16,19 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from zoo.data.text import DataError  # imported here so that `--help` and config errors answer fast
+    from zoo.errors import UserError  # imported here so that `--help` and config errors answer fast
     from zoo.train import train
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        print(f"results: {train(cfg)}")
+        results = train(cfg)
+        if results is not None:  # (DDP's other processes have none)
+            print(f"results: {results}")
     except Exception as e:
         if multirun:  # the other jobs still run and the report still gets written; it names this job as failed
             traceback.print_exc()
             (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
-        elif isinstance(e, DataError):  # bad input: one line naming the file and line, not a traceback
+        elif isinstance(e, UserError):  # bad input: one line naming the value, file or line, not a traceback
             sys.exit(f"error: {e}")
         else:
             raise

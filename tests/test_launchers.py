@@ -26,7 +26,7 @@ def test_the_slurm_launcher_gives_one_task_per_gpu_as_the_readme_says():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         default = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
         ddp = compose("config", overrides=["hydra/launcher=slurm", "trainer=gpu", "trainer.devices=4",
-                                           "+trainer.num_nodes=2", "hydra.sweep.dir=SWEEP"], return_hydra_config=True)
+                                           "trainer.num_nodes=2", "hydra.sweep.dir=SWEEP"], return_hydra_config=True)
     launcher = default.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.timeout_min, launcher.cpus_per_task, launcher.mem_gb) == (None, 120, 8, 32)

@@ -38,16 +38,19 @@ def test_every_model_config_instantiates_its_constructor(model, tmp_path):
     assert net(batch["src"], batch["src_mask"], batch["tgt_in"]).shape[-1] == len(dm.tgt_tokenizer)
 
 
-@pytest.mark.parametrize("trainer", [t for t in TRAINERS if t != "gpu"])
+@pytest.mark.parametrize("trainer", [t for t in TRAINERS if t not in ("gpu", "ddp")])
 def test_every_trainer_and_logger_config_instantiates(trainer, tmp_path):
     cfg = compose_config(f"trainer={trainer}", f"trainer.default_root_dir={tmp_path}",
                          f"logger.save_dir={tmp_path}")
     instantiate(cfg.trainer, logger=instantiate(cfg.logger))
 
 
-def test_gpu_trainer_config_composes():
+def test_gpu_trainer_configs_compose():
     cfg = compose_config("trainer=gpu")
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    cfg = compose_config("trainer=ddp", "trainer.num_nodes=2")
+    assert (cfg.trainer.accelerator, cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == (
+        "gpu", "ddp", -1, 2)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -52,22 +52,37 @@ class TrainClock(Callback):
     def __init__(self):
         self.src_tokens, self.tgt_tokens, self.flops, self.seconds, self.steps = 0, 0, 0, 0.0, 0
         self.val_curve: list[dict] = []
+        self.wall_before = 0.0  # wall-clock seconds of training before a resume
         self._last = self._start = None
 
+    def state_dict(self) -> dict:
+        """The running totals, saved with every checkpoint so that a resumed run reports the whole run."""
+        return {"src_tokens": self.src_tokens, "tgt_tokens": self.tgt_tokens, "flops": self.flops,
+                "seconds": self.seconds, "steps": self.steps, "val_curve": self.val_curve, "wall_s": self.wall_s()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.src_tokens, self.tgt_tokens, self.flops = state["src_tokens"], state["tgt_tokens"], state["flops"]
+        self.seconds, self.steps, self.val_curve = state["seconds"], state["steps"], list(state["val_curve"])
+        self.wall_before = state["wall_s"]
+
+    def wall_s(self) -> float:
+        """Wall-clock seconds since training started, across resumes."""
+        return self.wall_before + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
     def on_train_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
+        self._start = self._last = time.perf_counter()  # (a run resumed mid-epoch starts no epoch)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._last = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        pl_module.log("val/train_seconds", self.seconds)  # to plot validation scores against training time
+        pl_module.log("val/train_seconds", self.seconds, sync_dist=True)  # to plot validation scores against training time
 
     def on_validation_end(self, trainer, pl_module) -> None:
         bleu = trainer.callback_metrics.get("val/bleu")
         if not trainer.sanity_checking and bleu is not None:
-            self.val_curve.append({"step": trainer.global_step, "train_s": self.seconds,
-                                   "wall_s": time.perf_counter() - self._start, "bleu": float(bleu)})
+            self.val_curve.append({"step": trainer.global_step, "train_s": self.seconds, "wall_s": self.wall_s(),
+                                   "bleu": float(bleu)})
         self._last = time.perf_counter()  # validation time is not training time
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

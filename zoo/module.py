@@ -13,6 +13,7 @@ from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.tokenizer import Tokenizer
 from zoo.decoding import beam_search, greedy_search
+from zoo.errors import ConfigError, TrainingStopped
 from zoo.models.base import EncoderDecoder
 
 
@@ -68,6 +69,21 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         return [slice(i, i + n) for i in range(0, N, n)]
 
 
+class NonFiniteLoss(TrainingStopped):
+    """The training loss became NaN or infinite."""
+
+
+def check_decoding(*, beam_size: int, alpha: float, max_len_a: float, max_len_b: int) -> None:
+    """Refuse decoding settings that cannot work, naming the config value (`decode.*`)."""
+    bad = [f"decode.{name} ({value}) must be {rule}" for name, value, ok, rule in [
+        ("beam_size", beam_size, isinstance(beam_size, int) and beam_size >= 1, "an integer >= 1"),
+        ("alpha", alpha, alpha >= 0, ">= 0"),
+        ("max_len_a", max_len_a, max_len_a >= 0, ">= 0"),
+        ("max_len_b", max_len_b, isinstance(max_len_b, int) and max_len_b >= 0, "an integer >= 0")] if not ok]
+    if bad:
+        raise ConfigError("; ".join(bad))
+
+
 def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int, factor: float = 1.0) -> LambdaLR:
     """lrate = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) (Vaswani et al. 2017, eq. 3): linear
     warm-up, then decay with the inverse square root of the step. Multiplies the optimizer's lr, so set lr 1.0."""
@@ -79,8 +95,10 @@ def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int
 class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tokenizer: Tokenizer,
                  label_smoothing: float = 0.1, beam_size: int = 4,
-                 alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10):
+                 alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10, checkpoint_info: dict | None = None):
         super().__init__()
+        check_decoding(beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b)
+        self.checkpoint_info = checkpoint_info  # what `zoo.checkpoint` needs to rebuild the model and tokenizers
         self.net, self.make_optimizer, self.make_scheduler = net, optimizer, scheduler
         self.tokenizer, self.label_smoothing = tokenizer, label_smoothing  # the target side's
         self.search = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "max_len_a": max_len_a,
@@ -94,17 +112,21 @@ class Seq2SeqModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
+        if not torch.isfinite(loss):  # before the update: the weights, and the last checkpoint, are still good
+            raise NonFiniteLoss(f"the training loss is {loss.item()} at step {self.global_step + 1} (batch "
+                                f"{batch_idx + 1} of epoch {self.current_epoch}); training stopped")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0))
+        self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0), sync_dist=True)
         hyps = self.translate(batch["src"], batch["src_mask"])
         refs = [[self.tokenizer.decode(t)] for t in batch["tgt_out"].tolist()]
         self.val_bleu.update(hyps, refs)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True)
+        self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True, sync_dist=True)  # (the same on every
+        # process: under DDP the metric sums its n-gram counts over all processes before computing BLEU)
         self.val_bleu.reset()
 
     def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[list[int]]:
@@ -116,6 +138,10 @@ class Seq2SeqModule(L.LightningModule):
     def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
         """Detokenized translations."""
         return [self.tokenizer.decode(h) for h in self.generate(src, src_mask, beam)]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.checkpoint_info is not None:
+            checkpoint["zoo"] = self.checkpoint_info
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """The trainer's `gradient_clip_val` (the RNNs' `grad_clip`). Lightning refuses to clip for a fused optimizer

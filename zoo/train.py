@@ -12,31 +12,47 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from zoo import checkpoint
+from zoo.resume import GracefulStop, RandomState, StepCheckpoints, epoch_checkpoints
 from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
+from zoo.errors import ConfigError, TrainingStopped
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, device_name, matmul_peak_flops, peak_memory
+from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
 from zoo.tracking import finish, log_results, wandb_identity
-from zoo.module import Seq2SeqModule
+
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
                     beam: bool) -> tuple[list[str], float]:
     """Translations of `split` in its original order, and generated tokens per second: every output token, and
-    the EOS of each hypothesis that ended by itself rather than at its length limit."""
-    ids: list[list[int]] = [[] for _ in range(len(dm.corpus.ids[split]))]
+    the EOS of each hypothesis that ended by itself rather than at its length limit. Under DDP each process
+    translates its share of the batches and every process gets all the translations."""
+    ids: dict[int, list[int]] = {}
     generated = 0
     module.eval()
     start = time.perf_counter()
     with trainer.precision_plugin.forward_context():
-        for batch in dm.loader(split):
+        for batch in dm.loader(split, distributed=True):
             src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
             out = module.generate(src, src_mask, beam=beam)
             limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
             for i, h, limit in zip(batch["index"].tolist(), out, limits):
                 ids[i] = h
                 generated += len(h) + (len(h) < limit)
-    seconds = time.perf_counter() - start
-    return [module.tokenizer.decode(h) for h in ids], generated / seconds
+    shares = gather(trainer, (ids, generated, time.perf_counter() - start))
+    ids = {i: h for share, _, _ in shares for i, h in share.items()}
+    tokens_per_s = sum(n for _, n, _ in shares) / max(seconds for _, _, seconds in shares)
+    return [module.tokenizer.decode(ids[i]) for i in range(len(dm.corpus.ids[split]))], tokens_per_s
+
+
+def gather(trainer: L.Trainer, obj):
+    """Every process's `obj` in rank order: [obj] on one process, all of them under DDP."""
+    if trainer.world_size == 1:
+        return [obj]
+    objs = [None] * trainer.world_size
+    torch.distributed.all_gather_object(objs, obj)
+    return objs
 
 
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
@@ -105,20 +121,21 @@ MATMUL_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-
                  "16-true": torch.float16}
 
 
-def train(cfg: DictConfig) -> Path:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    results_path = out_dir / "results.json"
-    if results_path.exists():
-        raise FileExistsError(f"{results_path} already exists; choose another hydra.run.dir")
+def train(cfg: DictConfig) -> Path | None:
+    """Train and evaluate one run; the path of its results.json (None on the other processes of a DDP run)."""
+    results_path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
+    resume = check_config(cfg)  # before any data is prepared or model built
     L.seed_everything(cfg.seed, workers=True)
     label = run_label()
 
     logger = instantiate(cfg.logger)
     try:
-        results = fit_and_evaluate(cfg, label, logger)
+        results = fit_and_evaluate(cfg, label, logger, resume)
     except Exception:  # (Ctrl-C is left to wandb's own exit hook)
         finish(logger, failed=True)  # a failed job still closes its wandb run, so the sweep's next job gets its own
         raise
+    if results is None:
+        return None
     print_summary(results, cfg.n_samples)
     with open(results_path, "x") as f:  # "x": never overwrite
         json.dump(results, f, indent=1)
@@ -127,43 +144,110 @@ def train(cfg: DictConfig) -> Path:
     return results_path
 
 
-def fit_and_evaluate(cfg: DictConfig, label: str, logger) -> dict:
+def net_spec(cfg: DictConfig) -> tuple[str, dict]:
+    """The model class's dotted name and its config arguments (the data adds the vocabulary sizes and pad id)."""
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    return net.pop("_target_"), {k: v for k, v in net.items() if not k.startswith("_")}
+
+
+def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
+    """What can be checked before the data is prepared, as a ConfigError or CheckpointError naming the value: the
+    model's arguments (the model is built on the meta device, which allocates nothing), the decoding settings,
+    the budget, and the checkpoint to resume from, which must exist, be readable and match the model. Returns the
+    checkpoint's path and its "zoo" entry when resuming."""
+    try:
+        with torch.device("meta"):
+            instantiate(cfg.model.net)(src_vocab_size=8, tgt_vocab_size=8, pad_id=0)
+    except ValueError as e:
+        raise ConfigError(f"model={run_label()}: {e}") from None
+    check_decoding(**cfg.decode)
+    if not cfg.trainer.max_steps > 0:
+        raise ConfigError(f"trainer.max_steps ({cfg.trainer.max_steps}) must be > 0")
+    if cfg.ckpt_path is None:
+        return None
+    path = checkpoint.resolve(str(cfg.ckpt_path))
+    info = checkpoint.read(path)["zoo"]
+    net_class, net_kwargs = net_spec(cfg)
+    checkpoint.check_matches(info, path, model=run_label(), net_class=net_class, net_kwargs=net_kwargs)
+    return path, info
+
+
+def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, dict] | None) -> dict | None:
     dm: TranslationDataModule = instantiate(cfg.data)
     dm.setup()
-    net = instantiate(cfg.model.net)(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
-                                     pad_id=dm.tgt_tokenizer.pad_id)  # the same in both: specials come first
+    data = HydraConfig.get().runtime.choices["data"]
+    if resume is not None:
+        checkpoint.check_data(resume[1], resume[0], data=data, src_tokenizer=dm.src_tokenizer,
+                              tgt_tokenizer=dm.tgt_tokenizer)
+    net_class, net_kwargs = net_spec(cfg)
+    net_kwargs.update(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
+                      pad_id=dm.tgt_tokenizer.pad_id)  # the same in both: specials come first
+    net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
+    info = checkpoint.describe(model=label, data=data, net_class=net_class, net_kwargs=net_kwargs,
+                               src_tokenizer=dm.src_tokenizer, tgt_tokenizer=dm.tgt_tokenizer,
+                               decode=dict(cfg.decode), precision=str(cfg.trainer.precision))
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
-                           label_smoothing=cfg.model.label_smoothing, **cfg.decode)
+                           label_smoothing=cfg.model.label_smoothing, checkpoint_info=info, **cfg.decode)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     print(f"{label}: {params:,} parameters")
     if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager
         net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole config, to filter runs by
-    clock = TrainClock()
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=[clock])
+    clock, stop = TrainClock(), GracefulStop()
+    callbacks = [clock, stop, RandomState()]
+    steps = None
+    if cfg.trainer.enable_checkpointing:
+        folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
+        steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
+        callbacks += [steps, epoch_checkpoints(folder)]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     device = trainer.strategy.root_device
     peak = matmul_peak_flops(device, MATMUL_DTYPES.get(str(trainer.precision), torch.float32))
 
+    if resume is not None:
+        print(f"resuming from {resume[0]}")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume and resume[0], weights_only=True)
+    except NonFiniteLoss as e:
+        raise NonFiniteLoss(f"{e}; a lower model.optimizer.lr or model.grad_clip may help; {kept(steps)}") from None
+    if stop.stopped:
+        raise TrainingStopped(f"stopped by Ctrl-C after step {trainer.global_step}; {kept(steps)}")
     wall_s = time.perf_counter() - start
     module.to(device)  # Lightning moves the module back to the CPU after fit
     evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
+    if trainer.world_size > 1:  # each process counted its own batches; MFU is against all the devices
+        clock.src_tokens, clock.tgt_tokens, clock.flops = map(sum, zip(*gather(
+            trainer, (clock.src_tokens, clock.tgt_tokens, clock.flops))))
+    if not trainer.is_global_zero:
+        return None
 
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     return {
-        "model": label, "data": HydraConfig.get().runtime.choices["data"], "params": params, "seed": cfg.seed,
+        "model": label, "data": data, "params": params, "seed": cfg.seed,
         "overrides": list(HydraConfig.get().overrides.task),  # what the command line set: the report groups by it
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),
-                   "matmul_peak_gflops": peak / 1e9},
+                   "matmul_peak_gflops": peak / 1e9, "processes": trainer.world_size},
         "corpus": {**dm.summary(), "train_max_src_len": int(dm.corpus.ids["train"].lengths[0].max())},
         "test_splits": dm.test_splits,
         **{split: evaluation[split] for split in dm.test_splits},
-        "train": {"wall_s": wall_s, "steps": trainer.global_step, **clock.summary(peak),
-                  "val_bleu": None if val_bleu is None else float(val_bleu)},
+        "train": {"wall_s": clock.wall_before + wall_s, "steps": trainer.global_step,
+                  **clock.summary(peak * trainer.world_size),
+                  "val_bleu": None if val_bleu is None else float(val_bleu),
+                  "resumed_from": None if resume is None else str(resume[0])},
         "decode": evaluation["decode"], "decoding": dict(cfg.decode),
         "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
+        "checkpoint": None if steps is None else steps.last_model_path,
         "wandb": wandb_identity(logger),
     }
+
+
+def kept(steps: StepCheckpoints | None) -> str:
+    """Where a stopped run's state is, and the command that resumes it."""
+    if steps is None or not steps.last_model_path:
+        return "no checkpoint had been written (trainer.enable_checkpointing, checkpoint.every_n_steps)"
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("ckpt_path=", "hydra."))]
+    return (f"the last checkpoint is {steps.last_model_path} (step {steps._last_global_step_saved}); resume with: "
+            f"python run.py {' '.join([*overrides, f'ckpt_path={steps.last_model_path}'])}")

@@ -80,3 +80,17 @@ def test_collate_pads_and_shifts_the_target():
     assert batch["tgt_in"].tolist() == [[1, 8, 9, 0], [1, 8, 9, 10]]
     assert batch["tgt_out"].tolist() == [[8, 9, 2, 0], [8, 9, 10, 2]]
     assert torch.equal(batch["index"], torch.tensor([7, 3]))
+
+
+def test_a_resumed_sampler_continues_the_epoch_it_stopped_in_and_follows_the_trainers_epoch():
+    sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=True, seed=3)
+    epochs = [list(sampler) for _ in range(3)]  # each pass is the next epoch
+    assert epochs[1] != epochs[0] and epochs == [sampler.batches(e) for e in range(3)]
+    resumed = TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=True, seed=3)
+    trainer_epoch = 1
+    resumed.epoch_of = lambda: trainer_epoch
+    resumed.resume(epoch=1, taken=2)
+    assert list(resumed) == epochs[1][2:]  # the rest of epoch 1
+    assert list(resumed) == epochs[1]  # the trainer is still in epoch 1 (as Lightning when it ends that epoch)
+    trainer_epoch = 2
+    assert list(resumed) == epochs[2]

@@ -3,7 +3,7 @@
 about the same number of tokens whatever the sentence lengths."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +16,9 @@ class TokenBudgetBatchSampler:
 
     With `shuffle`, examples are shuffled, cut into pools of `pool_size`, sorted by length inside each pool,
     and the batches themselves shuffled: different batches each epoch, yet little padding. Each pass over the
-    sampler is the next epoch (Lightning calls `set_epoch` on samplers, not on batch samplers); `set_epoch` sets
-    it explicitly. Without `shuffle`, batches come in length order, for evaluation.
+    sampler is the next epoch, unless `epoch_of` says which (the data module hands it the trainer's: Lightning
+    calls `set_epoch` on samplers, not on batch samplers); `set_epoch` sets it explicitly, and `resume` continues an
+    epoch part-way. Without `shuffle`, batches come in length order, for evaluation.
 
     Under DDP each of `num_replicas` processes builds the same batches (same seed and epoch) and takes every
     `num_replicas`-th from its `rank`: disjoint shares, every example once per epoch. The largest batches are
@@ -35,12 +36,18 @@ class TokenBudgetBatchSampler:
         self.max_tokens, self.shuffle, self.seed, self.pool_size = max_tokens, shuffle, seed, pool_size
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self.epoch_of: Callable[[], int] | None = None  # the trainer's epoch, when a trainer iterates this
+        self._resume_at: tuple[int, int] | None = None
         in_order = self._make_batches(np.arange(len(self.src_len)), np.random.default_rng(seed))
         self._batches = None if shuffle else in_order[rank::num_replicas]  # evaluation batches never change
         self._len = len(in_order) // num_replicas  # shuffled epochs differ by a batch or two at most
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume(self, epoch: int, taken: int) -> None:
+        """Continue a run that stopped after taking `taken` batches of `epoch`: that epoch's pass skips them."""
+        self._resume_at = (epoch, taken)
 
     def _make_batches(self, order: np.ndarray, rng: np.random.Generator) -> list[list[int]]:
         batches = []
@@ -75,8 +82,12 @@ class TokenBudgetBatchSampler:
         return self._make_batches(rng.permutation(len(self.src_len)), rng)[self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
-        self.epoch += 1
-        return iter(self.batches(self.epoch - 1))
+        if self.epoch_of is not None:
+            self.epoch = self.epoch_of()
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
+        self._resume_at = None
+        return iter(self.batches(epoch)[skip:])
 
     def __len__(self) -> int:
         return self._len

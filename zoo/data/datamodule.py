@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
@@ -31,6 +32,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.seed, self.num_workers = seed, num_workers
         self.cache_path: Path | None = None
         self.corpus: Corpus | None = None
+        self.train_sampler: TokenBudgetBatchSampler | None = None
+        self._resume_at: dict | None = None
 
     def prepare_data(self) -> None:
         """Lightning calls it on one process per node under DDP, before `setup`; the other processes (and a data
@@ -73,12 +76,32 @@ class TranslationDataModule(L.LightningDataModule):
         if distributed and self.trainer is not None:
             shard = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank}
         tok = self.tgt_tokenizer
-        return DataLoader(self.corpus.ids[split], batch_sampler=self.sampler(split, shuffle=shuffle, **shard),
-                          num_workers=self.num_workers,
-                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id))
+        sampler = self.sampler(split, shuffle=shuffle, **shard)
+        if split == "train" and shuffle and self.trainer is not None:
+            self.train_sampler = sampler
+            sampler.epoch_of = lambda: self.trainer.current_epoch
+            if self._resume_at is not None:
+                sampler.resume(**self._resume_at)
+        return DataLoader(self.corpus.ids[split], batch_sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id),
+                          generator=torch.Generator())  # its own: a loader never draws from the global generator
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True, distributed=True)
+
+    def state_dict(self) -> dict:
+        """Where training stood in the epoch's batches, saved with every checkpoint (Lightning asks the data module
+        for it): the epoch and how many of its batches the trainer had taken."""
+        if self.train_sampler is None or self.trainer is None:
+            return {}
+        taken = self.trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return {"epoch": self.trainer.current_epoch, "taken": taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._resume_at = state
+            if self.train_sampler is not None:
+                self.train_sampler.resume(**state)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val", distributed=True)

@@ -15,10 +15,12 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Protocol
 
+from zoo.errors import UserError
+
 Triple = tuple[int, str, str]  # (line number from 1, source, target)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data that cannot be used as it is; the message names the file and the line."""
 
 

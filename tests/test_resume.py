@@ -1,0 +1,136 @@
+"""Runs that stop and go on: killed with SIGKILL, stopped with Ctrl-C or by a NaN loss, then resumed from their
+checkpoint, they end exactly where an uninterrupted run with the same seed ends (on the CPU the tolerance is zero:
+every loss, translation and score is equal). And the same seed twice gives the same run."""
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# 30 steps of the smoke task: about 12 epochs of 2-3 batches, so checkpoints land mid-epoch and at epoch ends
+SHORT = ["model=transformer", "experiment=smoke", "trainer.max_steps=30", "trainer.val_check_interval=10",
+         "trainer.enable_checkpointing=true", "checkpoint.every_n_steps=5", "logger=csv"]
+VARY = ("wall_s", "train_s", "tokens_per_s", "tgt_tokens_per_s", "mfu", "val_curve", "greedy_tokens_per_s",
+        "beam_tokens_per_s", "peak_mb", "matmul_peak_gflops", "resumed_from", "checkpoint")  # timings and paths
+
+
+def start(run_dir: Path, cache: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "run.py", *SHORT, *overrides, f"hydra.run.dir={run_dir}",
+                             f"data.cache_dir={cache}"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(Path(out.strip().splitlines()[-1].removeprefix("results: ")).read_text())
+
+
+def wait_for(path: Path, proc: subprocess.Popen) -> None:
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.02)
+
+
+def losses(run_dir: Path) -> dict[str, str]:
+    """The training loss of every step, as the CSV logger wrote it."""
+    rows = csv.DictReader(open(run_dir / "csv" / "version_0" / "metrics.csv"))
+    return {row["step"]: row["train/loss"] for row in rows if row.get("train/loss")}
+
+
+def comparable(section):
+    if isinstance(section, dict):
+        return {k: comparable(v) for k, v in section.items() if k not in VARY}
+    return section
+
+
+def assert_same_run(resumed: dict, reference: dict) -> None:
+    for split in reference["test_splits"]:
+        assert resumed[split] == reference[split]  # every score and every translation
+    assert comparable(resumed["train"]) == comparable(reference["train"])  # steps, tokens, FLOPs, val BLEU
+    assert [p["bleu"] for p in resumed["train"]["val_curve"]] == [p["bleu"] for p in reference["train"]["val_curve"]]
+    assert [p["step"] for p in resumed["train"]["val_curve"]] == [10, 20, 30]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict]:
+    """An uninterrupted run, and where it ran."""
+    root = tmp_path_factory.mktemp("reference")
+    return root / "run", finish(start(root / "run", root.parent / "cache"))
+
+
+@pytest.mark.slow
+def test_the_same_seed_twice_gives_identical_results(reference, tmp_path):
+    again = finish(start(tmp_path / "run", reference[0].parent.parent / "cache"))
+    assert comparable(again) == comparable(reference[1])
+    assert losses(tmp_path / "run") == losses(reference[0])
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_the_same_results(reference, tmp_path):
+    ref_dir, ref = reference
+    cache = ref_dir.parent.parent / "cache"
+    killed = start(tmp_path / "killed", cache)
+    wait_for(tmp_path / "killed" / "checkpoints" / "step15.ckpt", killed)  # files appear whole: Lightning writes
+    killed.send_signal(signal.SIGKILL)  # a temporary file and renames it
+    killed.wait()
+    assert not (tmp_path / "killed" / "results.json").exists()
+    saved = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())
+    assert "last.ckpt" in saved and any(name.startswith("epoch") for name in saved), saved
+
+    # from the run directory (its last.ckpt: step 10 or 15), and from its end-of-epoch checkpoint
+    epoch_ckpt = next((tmp_path / "killed" / "checkpoints").glob("epoch*.ckpt"))
+    for name, ckpt in [("from_last", tmp_path / "killed"), ("from_epoch_end", epoch_ckpt)]:
+        resumed = finish(start(tmp_path / name, cache, f"ckpt_path={ckpt}"))
+        assert_same_run(resumed, ref)
+        assert resumed["train"]["resumed_from"].startswith(str(tmp_path / "killed" / "checkpoints"))
+        steps = losses(tmp_path / name)
+        assert steps and all(steps[s] == losses(ref_dir)[s] for s in steps)  # step by step, the same losses
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_resumes_it(reference, tmp_path):
+    ref_dir, ref = reference
+    run = start(tmp_path / "stopped", ref_dir.parent.parent / "cache")
+    wait_for(tmp_path / "stopped" / "checkpoints" / "step5.ckpt", run)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 1
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: stopped by Ctrl-C after step "), message
+    step = int(message.split("after step ")[1].split(";")[0])
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    assert f"the last checkpoint is {last} (step {step}); resume with: python run.py " in message
+    assert torch.load(last, weights_only=True)["global_step"] == step < 30
+
+    command = message.split("resume with: ")[1].split()  # what the message says to run, as given
+    resumed = subprocess.run([sys.executable, *command[1:], f"hydra.run.dir={tmp_path / 'resumed'}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    for split in ref["test_splits"]:
+        assert results[split] == ref[split]
+    assert results["train"]["steps"] == 30 and results["train"]["tokens"] == ref["train"]["tokens"]
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = start(tmp_path / "run", tmp_path / "cache", "model=gru", "model.optimizer.lr=1e30", "model.grad_clip=null",
+                "checkpoint.every_n_steps=1")
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 1
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: the training loss is nan at step 2 (batch 2 of epoch 0)"), message
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert f"the last checkpoint is {last} (step 1)" in message
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["global_step"] == 1
+    assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
+    assert not (tmp_path / "run" / "results.json").exists()
+
