@@ -114,13 +114,13 @@ def test_run_py_trains_a_compiled_model(tmp_path):
     assert results["train"]["steps"] == 6 and results["test"]["n"] == 40
 
 
-@pytest.mark.slow
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     proc = run(tmp_path, "experiment=smoke")
-    assert proc.returncode != 0
-    assert "results.json already exists" in proc.stderr
-    assert (tmp_path / "results.json").read_text() == "{}"
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (f"error: {tmp_path} already holds a run (results.json); choose "
+                                                    "another hydra.run.dir")
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"] and (tmp_path / "results.json").read_text() == "{}"
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def resolve(ckpt_path: str, runs: Path = Path("outputs")) -> Path:
     if ckpt_path == "latest":
         found = sorted(runs.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
         if not found:
-            raise CheckpointError(f"ckpt_path=latest: no run under {runs}/ has a checkpoints/last.ckpt")
+            raise CheckpointError(f"latest: no run under {runs}/ has a checkpoints/last.ckpt")
         return found[-1]
     path = Path(ckpt_path)
     if path.is_dir():

@@ -1,0 +1,106 @@
+"""Bad input to run.py: one clear line naming the value, file or choice, given before any data is prepared or model
+trained, and nothing already written is lost. (Bad data files: tests/data/test_bad_input.py; a corrupt cache:
+tests/data/test_preprocess.py; a NaN loss and Ctrl-C: tests/test_resume.py; the translate CLI: test_translate.py.)"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """run.py in a new run directory under tmp_path (a refused run still leaves Hydra's .hydra/ in its own)."""
+    run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    return subprocess.run([sys.executable, "run.py", "experiment=smoke", "logger=csv", *overrides,
+                           f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.net.d_model=130"], "error: model=transformer: d_model (130) must be divisible by n_heads (4)"),
+    (["model.net.dropout=1.5"], "error: model=transformer: dropout (1.5) must be in [0, 1)"),
+    (["model=attention", "model.net.hidden=0"], "error: model=attention: hidden (0) must be > 0"),
+    (["model=gru", "model.net.dropout=-0.1"], "error: model=gru: dropout (-0.1) must be in [0, 1)"),
+    (["decode.beam_size=0"], "error: decode.beam_size (0) must be an integer >= 1"),
+    (["decode.alpha=-1"], "error: decode.alpha (-1) must be >= 0"),
+    (["trainer.max_steps=0"], "error: trainer.max_steps (0) must be > 0"),
+])
+def test_invalid_hyperparameters_are_refused_before_the_data_is_prepared(tmp_path, overrides, message):
+    assert error_line(run(tmp_path, *overrides)) == message
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("group, value", [("model", "transformr"), ("data", "multi31k"), ("trainer", "tpu")])
+def test_an_unknown_config_name_lists_the_choices(tmp_path, group, value):
+    proc = run(tmp_path, f"{group}={value}")
+    assert proc.returncode == 1
+    assert f"Could not find '{group}/{value}'" in proc.stderr
+    choices = sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    assert f"Available options in '{group}':\n\t" + "\n\t".join(choices) in proc.stderr
+
+
+def test_a_missing_or_truncated_checkpoint_is_named(tmp_path):
+    missing = tmp_path / "nope.ckpt"
+    assert error_line(run(tmp_path, f"ckpt_path={missing}")) == f"error: checkpoint {missing} does not exist"
+    truncated = tmp_path / "truncated.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "zoo": {"version": 1}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    line = error_line(run(tmp_path, f"ckpt_path={truncated}"))
+    assert line.startswith(f"error: checkpoint {truncated} cannot be read (truncated or not a checkpoint): ")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    assert error_line(run(tmp_path, f"ckpt_path={foreign}")) == (
+        f"error: checkpoint {foreign} was not written by the zoo (it has no 'zoo' entry)")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_resuming_needs_a_run_that_left_a_checkpoint(tmp_path):
+    (tmp_path / "outputs").mkdir()
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "experiment=smoke", "ckpt_path=latest",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert error_line(proc) == "error: latest: no run under outputs/ has a checkpoints/last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def transformer_run(tmp_path_factory) -> Path:
+    """A finished smoke run of the Transformer, with its checkpoints."""
+    folder = tmp_path_factory.mktemp("transformer")
+    proc = run(folder, "trainer.enable_checkpointing=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder / "run0"
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_architecture_or_size_is_refused(transformer_run, tmp_path):
+    ckpt = transformer_run / "checkpoints" / "last.ckpt"
+    assert error_line(run(tmp_path, "model=gru", f"ckpt_path={transformer_run}")) == (
+        f"error: checkpoint {ckpt} is a transformer (zoo.models.transformer.Transformer); this run is model=gru "
+        "(zoo.models.gru.GRUEncoderDecoder)")
+    assert error_line(run(tmp_path, "model.net.d_ff=64", f"ckpt_path={ckpt}")) == (
+        f"error: checkpoint {ckpt} has other model sizes: model.net.d_ff=768 in the checkpoint, 64 here")
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_trained_on_other_data_is_refused(transformer_run, tmp_path):
+    line = error_line(run(tmp_path, "data.source.seed=1", f"ckpt_path={transformer_run}"))
+    assert line == (f"error: checkpoint {transformer_run / 'checkpoints' / 'last.ckpt'} was trained on data=toy with "
+                    "other vocabularies than this run's data=toy")
+
+
+@pytest.mark.slow
+def test_a_directory_holding_a_run_is_never_written_over(transformer_run, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()}
+    proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", f"hydra.run.dir={transformer_run}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert error_line(proc) == (f"error: {transformer_run} already holds a run (.hydra); choose another "
+                                f"hydra.run.dir, or resume that run in a new one with ckpt_path={transformer_run}")
+    assert {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()} == before
