@@ -1,5 +1,7 @@
 """The real config tree, composed and instantiated; run.py end to end on a tiny budget for every model."""
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +214,30 @@ def test_the_comparison_sweeps_three_models_at_matched_size_over_three_seeds(tmp
                                          tgt_vocab_size=len(dm.tgt_tokenizer), pad_id=dm.tgt_tokenizer.pad_id)
         sizes[model] = sum(p.numel() for p in net.parameters())
     assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes
+
+
+def without_network(log: Path) -> tuple[list[str], dict]:
+    """A command prefix and environment in which nothing reaches another machine: a network namespace of its own
+    (no interfaces but a loopback that is down) where the kernel allows one, and, always, tests/no_network's guard
+    that logs and refuses any remote connection or name lookup made from Python."""
+    env = {k: v for k, v in os.environ.items()  # the defaults, not CI's settings; no proxy to hide an attempt behind
+           if not k.startswith(("WANDB_", "HF_")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(PYTHONPATH=str(ROOT / "tests" / "no_network"), ZOO_NETWORK_LOG=str(log))
+    isolated = shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0
+    return (["unshare", "-rn"] if isolated else []), env
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_with_the_network_unreachable(tmp_path):
+    prefix, env = without_network(tmp_path / "network.log")
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import urllib.request as u; u.urlopen('https://wandb.ai')"],
+                           env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and (tmp_path / "network.log").read_text() == "resolve wandb.ai\n"  # the guard works
+    (tmp_path / "network.log").unlink()
+
+    proc = subprocess.run([*prefix, sys.executable, "run.py", "trainer.max_steps=30", f"hydra.run.dir={tmp_path}/run",
+                           f"data.cache_dir={tmp_path}/cache"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)  # the main job (default data, model and logger), 30 steps of it
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "network.log").exists()  # nothing tried to reach another machine
+    assert offline_run(tmp_path / "run")["exit_code"] == 0  # wandb, offline by default, recorded the run

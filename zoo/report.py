@@ -21,6 +21,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
 from zoo import plots
+from zoo.tracking import offline_throughout
 
 ORDER = ("gru", "attention", "transformer")  # the history this zoo tells; other labels follow, sorted
 
@@ -214,6 +215,7 @@ def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[s
     identity = next((i for i in identities if i["group"] == str(sweep_dir)), identities[0])
     import wandb
 
+    offline_throughout(identity["mode"])
     run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
                      mode=identity["mode"], dir=str(sweep_dir), reinit="finish_previous")
     columns = ["model", "seed", "params", "bleu", "chrf", "exact_match", "train_tokens_per_s",

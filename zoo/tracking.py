@@ -3,9 +3,19 @@
 length as a table with a line plot, and a finished run even when the job fails, so a sweep logs every job."""
 from __future__ import annotations
 
+import os
+
 from lightning.pytorch.loggers import WandbLogger
 
 SECTIONS = ("train", "decode", "memory", "device")  # and every test split
+
+
+def offline_throughout(mode: str | None) -> None:
+    """Make an offline (or disabled) wandb run offline in the whole process. The run's own `mode` does not reach
+    wandb's process-wide analytics, which read WANDB_MODE and otherwise post to wandb's server even for an offline
+    run (wandb 0.31; tests/test_run.py's network test caught it)."""
+    if mode in ("offline", "disabled"):
+        os.environ["WANDB_MODE"] = mode
 
 
 def scalars(results: dict) -> dict[str, float]:

@@ -20,7 +20,7 @@ from zoo.errors import ConfigError, TrainingStopped
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, device_name, matmul_peak_flops, peak_memory
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
-from zoo.tracking import finish, log_results, wandb_identity
+from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
 
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
@@ -128,6 +128,7 @@ def train(cfg: DictConfig) -> Path | None:
     L.seed_everything(cfg.seed, workers=True)
     label = run_label()
 
+    offline_throughout(cfg.logger.get("mode"))
     logger = instantiate(cfg.logger)
     try:
         results = fit_and_evaluate(cfg, label, logger, resume)
