@@ -54,7 +54,8 @@ def fake_results(model: str, seed: int, bleu: float, refs: list[str], hyps: list
 
 @pytest.fixture
 def sweep(tmp_path) -> tuple[Path, dict]:
-    """gru, attention and transformer, two seeds each, in Hydra's job-directory layout; one more job failed."""
+    """gru, attention and transformer, two seeds each, in Hydra's job-directory layout; one more job failed and
+    one was killed."""
     refs = sentences(60, seed=0)
     rates = {"gru": 0.6, "attention": 0.2, "transformer": 0.3}
     systems = {}
@@ -70,6 +71,7 @@ def sweep(tmp_path) -> tuple[Path, dict]:
             job += 1
     (tmp_path / f"{job}_model=broken").mkdir()
     (tmp_path / f"{job}_model=broken/error.txt").write_text("Traceback ...")
+    (tmp_path / f"{job + 1}_model=killed/.hydra").mkdir(parents=True)  # killed from outside: no error.txt
     return tmp_path, {"refs": refs, "systems": systems}
 
 
@@ -78,7 +80,7 @@ def test_runs_are_grouped_by_architecture_in_the_zoos_order(sweep):
     runs, failed = load_runs(sweep_dir)
     assert list(runs) == ["gru", "attention", "transformer"]
     assert [[r["seed"] for r in rs] for rs in runs.values()] == [[0, 1]] * 3
-    assert failed == [sweep_dir / "6_model=broken"]
+    assert failed == [sweep_dir / "6_model=broken", sweep_dir / "7_model=killed"]
 
 
 def table_row(report: str, model: str) -> list[str]:
@@ -95,7 +97,7 @@ def test_report_table_holds_mean_and_spread_over_seeds(sweep):
     assert row[:4] == ["attention", "1,009", "2", f"{mean:.1f} ± {std:.1f}"]
     assert row[6] == "1,500 ± 707"  # train tokens/s of 1000 and 2000
     assert row[9] == "10.0 ± 0.0"  # MFU in percent
-    assert "**1 job(s) failed**" in report and "6_model=broken" in report
+    assert "**2 job(s) failed**" in report and "6_model=broken" in report and "7_model=killed" in report
     assert ("attention keeps the most of its in-range BLEU beyond the training lengths (80%), gru the least (20%)"
             in report)
 

@@ -42,12 +42,14 @@ def group_name(run: dict, varying: set[str]) -> str:
 
 def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
     """Every run's results under `sweep_dir`, grouped (by architecture and any varied setting) and sorted by seed,
-    and the job directories that failed (an error.txt and no results.json)."""
+    and the job directories that failed: no results.json beside the job's error.txt or its .hydra/ (a job killed
+    from outside, by SLURM's time limit or the OOM killer, leaves no error.txt)."""
     found = []
     for path in sorted(sweep_dir.rglob("results.json")):
         with open(path) as f:
             found.append(json.load(f))
-    failed = sorted(p.parent for p in sweep_dir.rglob("error.txt") if not (p.parent / "results.json").exists())
+    jobs = {p.parent for pattern in ("error.txt", ".hydra") for p in sweep_dir.rglob(pattern)}
+    failed = sorted(job for job in jobs if not (job / "results.json").exists())
     if not found:
         raise ReportError(f"no results.json under {sweep_dir}" + (f" ({len(failed)} failed jobs)" if failed else ""))
     data = {(r["data"], tuple(r["test_splits"])) for r in found}
@@ -176,7 +178,7 @@ def write_report(sweep_dir: Path) -> Path:
              f"seeds; BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`), "
              f"beam size {first['decoding']['beam_size']}.", ""]
     if failed:
-        lines += [f"**{len(failed)} job(s) failed** (see their error.txt): "
+        lines += [f"**{len(failed)} job(s) failed** (see their error.txt, or their log if killed without one): "
                   + ", ".join(f"`{p.relative_to(sweep_dir)}`" for p in failed), ""]
     lines += [f"## {split}", "", *main_table(runs, split), "",
               "Train tok/s counts real source + target tokens; decode tok/s counts generated tokens. MFU is model "

@@ -3,6 +3,7 @@ already holds one, before Hydra writes its `.hydra/` files into it. Default dire
 microsecond, so this only ever stops a `hydra.run.dir=` or `hydra.sweep.dir=` given twice."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +15,8 @@ RUN_FILES = (".hydra", "results.json", "checkpoints")
 
 class FreshRunDir(Callback):
     def on_run_start(self, config, **kwargs) -> None:
-        if rank_zero_only.rank != 0:  # DDP's other processes are started in the directory rank 0 made
-            return
+        if rank_zero_only.rank != 0 or int(os.environ.get("NODE_RANK", 0)) > 0:  # DDP's other processes, on
+            return  # this machine or others, start in the directory of the first
         run_dir = Path(config.hydra.run.dir)
         held = [name for name in RUN_FILES if (run_dir / name).exists()]
         if held:

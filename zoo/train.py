@@ -124,14 +124,12 @@ MATMUL_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-
 def train(cfg: DictConfig) -> Path | None:
     """Train and evaluate one run; the path of its results.json (None on the other processes of a DDP run)."""
     results_path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
-    resume = check_config(cfg)  # before any data is prepared or model built
-    L.seed_everything(cfg.seed, workers=True)
-    label = run_label()
-
     offline_throughout(cfg.logger.get("mode"))
     logger = instantiate(cfg.logger)
     try:
-        results = fit_and_evaluate(cfg, label, logger, resume)
+        resume = check_config(cfg)  # before any data is prepared or model built
+        L.seed_everything(cfg.seed, workers=True)
+        results = fit_and_evaluate(cfg, run_label(), logger, resume)
     except Exception:  # (Ctrl-C is left to wandb's own exit hook)
         finish(logger, failed=True)  # a failed job still closes its wandb run, so the sweep's next job gets its own
         raise
