@@ -7,10 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from sacrebleu.metrics import BLEU
 from torchmetrics.text import SacreBLEUScore
+
+from zoo import checkpoint
+from zoo.data.batching import collate
+from zoo.data.cache import Corpus
+from zoo.decoding import greedy_search
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPS = ["the cat sat on the mat", "a dog runs in the park today", "it is raining", "the big red house",
@@ -45,7 +51,7 @@ def test_validation_bleu_across_processes_is_the_single_process_bleu_of_all_tran
 @pytest.mark.slow
 def test_run_py_trains_and_evaluates_on_two_cpu_processes(tmp_path):
     proc = subprocess.run([sys.executable, "run.py", "trainer=ddp_cpu", "experiment=smoke", "trainer.max_steps=6",
-                           "trainer.val_check_interval=3", "+trainer.limit_val_batches=1", "logger=csv",
+                           "trainer.val_check_interval=3", "logger=csv",
                            "trainer.enable_checkpointing=true", f"hydra.run.dir={tmp_path}",
                            f"data.cache_dir={tmp_path / 'cache'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -61,4 +67,18 @@ def test_run_py_trains_and_evaluates_on_two_cpu_processes(tmp_path):
         assert results[split]["bleu"] == BLEU().corpus_score(hyps, [refs]).score
     texts = (tmp_path / "cache").glob("*/test.text.json")
     assert [s["source"] for s in results["test"]["samples"]] == [p[0] for p in json.loads(next(texts).read_text())]
-    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+    # the last validation (step 6, each process greedy-decoding half of the validation set) against the final
+    # weights' validation BLEU computed here, in one process, on the whole set
+    saved = checkpoint.read(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["global_step"] == 6
+    net, (_, tok) = checkpoint.load_net(saved), checkpoint.load_tokenizers(saved)
+    [cache] = (tmp_path / "cache").glob("toytranslation-*[!k]")  # (not its .lock)
+    val = Corpus.load(cache).ids["val"]
+    batch = collate([val[i] for i in range(len(val))], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the run's precision, bf16-mixed
+        hyps = greedy_search(net, batch["src"], batch["src_mask"], bos_id=tok.bos_id, eos_id=tok.eos_id,
+                             **{k: saved["zoo"]["decode"][k] for k in ("max_len_a", "max_len_b")})
+    metric = SacreBLEUScore()
+    metric.update([tok.decode(h) for h in hyps], [[tok.decode(t)] for t in batch["tgt_out"].tolist()])
+    assert results["train"]["val_curve"][-1]["bleu"] == pytest.approx(100 * float(metric.compute()), abs=1e-4)

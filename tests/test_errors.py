@@ -24,6 +24,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # run.py in a subprocess: seconds each
 @pytest.mark.parametrize("overrides, message", [
     (["model.net.d_model=130"], "error: model=transformer: d_model (130) must be divisible by n_heads (4)"),
     (["model.net.dropout=1.5"], "error: model=transformer: dropout (1.5) must be in [0, 1)"),
@@ -31,13 +32,16 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     (["model=gru", "model.net.dropout=-0.1"], "error: model=gru: dropout (-0.1) must be in [0, 1)"),
     (["decode.beam_size=0"], "error: decode.beam_size (0) must be an integer >= 1"),
     (["decode.alpha=-1"], "error: decode.alpha (-1) must be >= 0"),
-    (["trainer.max_steps=0"], "error: trainer.max_steps (0) must be > 0"),
+    (["trainer.max_steps=0", "checkpoint.every_n_steps=0"],
+     "error: trainer.max_steps (0), checkpoint.every_n_steps (0) must be an integer > 0"),
+    (["data.max_tokens=-5"], "error: data.max_tokens (-5) must be an integer > 0"),
 ])
 def test_invalid_hyperparameters_are_refused_before_the_data_is_prepared(tmp_path, overrides, message):
     assert error_line(run(tmp_path, *overrides)) == message
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # run.py in a subprocess: seconds each
 @pytest.mark.parametrize("group, value", [("model", "transformr"), ("data", "multi31k"), ("trainer", "tpu")])
 def test_an_unknown_config_name_lists_the_choices(tmp_path, group, value):
     proc = run(tmp_path, f"{group}={value}")
@@ -47,6 +51,7 @@ def test_an_unknown_config_name_lists_the_choices(tmp_path, group, value):
     assert f"Available options in '{group}':\n\t" + "\n\t".join(choices) in proc.stderr
 
 
+@pytest.mark.slow  # run.py in a subprocess: seconds each
 def test_a_missing_or_truncated_checkpoint_is_named(tmp_path):
     missing = tmp_path / "nope.ckpt"
     assert error_line(run(tmp_path, f"ckpt_path={missing}")) == f"error: checkpoint {missing} does not exist"
@@ -62,6 +67,7 @@ def test_a_missing_or_truncated_checkpoint_is_named(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # run.py in a subprocess: seconds each
 def test_resuming_needs_a_run_that_left_a_checkpoint(tmp_path):
     (tmp_path / "outputs").mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "experiment=smoke", "ckpt_path=latest",

@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from zoo.data.batching import TokenBudgetBatchSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 # 30 steps of the smoke task: about 12 epochs of 2-3 batches, so checkpoints land mid-epoch and at epoch ends
@@ -36,6 +39,15 @@ def wait_for(path: Path, proc: subprocess.Popen) -> None:
     while not path.exists():
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         time.sleep(0.02)
+
+
+def epoch_length(cache: Path, epoch: int) -> int:
+    """How many training batches the trainer takes in `epoch`: the data module's batches from the preprocessed
+    corpus, at most the loader's length (Lightning ends an epoch there)."""
+    [index] = cache.glob("*/train.index.npy")  # (N, 3): line, source length, target length
+    lengths = np.load(index)
+    sampler = TokenBudgetBatchSampler(lengths[:, 1], lengths[:, 2] + 1, max_tokens=4096, shuffle=True)
+    return min(len(sampler), len(sampler.batches(epoch)))
 
 
 def losses(run_dir: Path) -> dict[str, str]:
@@ -78,15 +90,20 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_results(reference, tmp_path)
     cache = ref_dir.parent.parent / "cache"
     killed = start(tmp_path / "killed", cache)
     wait_for(tmp_path / "killed" / "checkpoints" / "step15.ckpt", killed)  # files appear whole: Lightning writes
-    killed.send_signal(signal.SIGKILL)  # a temporary file and renames it
+    killed.send_signal(signal.SIGKILL)  # a temporary file and moves it
     killed.wait()
     assert not (tmp_path / "killed" / "results.json").exists()
     saved = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())
     assert "last.ckpt" in saved and any(name.startswith("epoch") for name in saved), saved
 
-    # from the run directory (its last.ckpt: step 10 or 15), and from its end-of-epoch checkpoint
+    # from step 15, part-way through an epoch, and from the newest end-of-epoch checkpoint
+    step15 = tmp_path / "killed" / "checkpoints" / "step15.ckpt"
+    epoch, taken = torch.load(step15, weights_only=True)["TranslationDataModule"].values()
+    assert 0 < taken < epoch_length(cache, epoch)
     epoch_ckpt = next((tmp_path / "killed" / "checkpoints").glob("epoch*.ckpt"))
-    for name, ckpt in [("from_last", tmp_path / "killed"), ("from_epoch_end", epoch_ckpt)]:
+    epoch, taken = torch.load(epoch_ckpt, weights_only=True)["TranslationDataModule"].values()
+    assert taken == epoch_length(cache, epoch)
+    for name, ckpt in [("mid_epoch", step15), ("epoch_end", epoch_ckpt)]:
         resumed = finish(start(tmp_path / name, cache, f"ckpt_path={ckpt}"))
         assert_same_run(resumed, ref)
         assert resumed["train"]["resumed_from"].startswith(str(tmp_path / "killed" / "checkpoints"))
@@ -103,7 +120,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_resumes_it(refere
     _, err = run.communicate(timeout=600)
     assert run.returncode == 1
     message = err.strip().splitlines()[-1]
-    assert message.startswith("error: stopped by Ctrl-C after step "), message
+    assert message.startswith("error: stopped by Ctrl-C after step "), message  # (SIGTERM works alike)
     step = int(message.split("after step ")[1].split(";")[0])
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
     assert f"the last checkpoint is {last} (step {step}); resume with: python run.py " in message
@@ -113,10 +130,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_resumes_it(refere
     resumed = subprocess.run([sys.executable, *command[1:], f"hydra.run.dir={tmp_path / 'resumed'}"], cwd=ROOT,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    results = json.loads((tmp_path / "resumed" / "results.json").read_text())
-    for split in ref["test_splits"]:
-        assert results[split] == ref[split]
-    assert results["train"]["steps"] == 30 and results["train"]["tokens"] == ref["train"]["tokens"]
+    assert_same_run(json.loads((tmp_path / "resumed" / "results.json").read_text()), ref)
 
 
 @pytest.mark.slow

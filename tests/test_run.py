@@ -116,6 +116,7 @@ def test_run_py_trains_a_compiled_model(tmp_path):
     assert results["train"]["steps"] == 6 and results["test"]["n"] == 40
 
 
+@pytest.mark.slow
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     proc = run(tmp_path, "experiment=smoke")

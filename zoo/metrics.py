@@ -13,6 +13,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from sacrebleu.metrics import BLEU, CHRF
 
+from zoo.resume import every_process, this_process
+
 
 def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
     """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace), and
@@ -56,11 +58,14 @@ class TrainClock(Callback):
         self._last = self._start = None
 
     def state_dict(self) -> dict:
-        """The running totals, saved with every checkpoint so that a resumed run reports the whole run."""
-        return {"src_tokens": self.src_tokens, "tgt_tokens": self.tgt_tokens, "flops": self.flops,
-                "seconds": self.seconds, "steps": self.steps, "val_curve": self.val_curve, "wall_s": self.wall_s()}
+        """The running totals of every process, saved with every checkpoint so that a resumed run reports the whole
+        run."""
+        return every_process({"src_tokens": self.src_tokens, "tgt_tokens": self.tgt_tokens, "flops": self.flops,
+                              "seconds": self.seconds, "steps": self.steps, "val_curve": self.val_curve,
+                              "wall_s": self.wall_s()})
 
     def load_state_dict(self, state: dict) -> None:
+        state = this_process(state)
         self.src_tokens, self.tgt_tokens, self.flops = state["src_tokens"], state["tgt_tokens"], state["flops"]
         self.seconds, self.steps, self.val_curve = state["seconds"], state["steps"], list(state["val_curve"])
         self.wall_before = state["wall_s"]
@@ -76,7 +81,7 @@ class TrainClock(Callback):
         self._last = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        pl_module.log("val/train_seconds", self.seconds, sync_dist=True)  # to plot validation scores against training time
+        pl_module.log("val/train_seconds", self.seconds, sync_dist=True)  # to plot validation BLEU against time
 
     def on_validation_end(self, trainer, pl_module) -> None:
         bleu = trainer.callback_metrics.get("val/bleu")

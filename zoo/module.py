@@ -112,8 +112,12 @@ class Seq2SeqModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        if not torch.isfinite(loss):  # before the update: the weights, and the last checkpoint, are still good
-            raise NonFiniteLoss(f"the training loss is {loss.item()} at step {self.global_step + 1} (batch "
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:  # every process stops, or the others would wait for it forever
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:  # before the update: the weights are those of the last step, the last checkpoint's or later
+            value = loss.item() if not torch.isfinite(loss) else "not finite on another process"
+            raise NonFiniteLoss(f"the training loss is {value} at step {self.global_step + 1} (batch "
                                 f"{batch_idx + 1} of epoch {self.current_epoch}); training stopped")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
@@ -125,8 +129,8 @@ class Seq2SeqModule(L.LightningModule):
         self.val_bleu.update(hyps, refs)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True, sync_dist=True)  # (the same on every
-        # process: under DDP the metric sums its n-gram counts over all processes before computing BLEU)
+        # under DDP, the metric sums its n-gram counts over all processes before computing BLEU: the same everywhere
+        self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True, sync_dist=True)
         self.val_bleu.reset()
 
     def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[list[int]]:

@@ -1,7 +1,10 @@
 """What makes a training run resumable: checkpoints every N steps and at each epoch's end with
 `last.ckpt` always the newest state, the random state inside every checkpoint (so a resumed run draws the same
-dropout masks as an uninterrupted one), and a graceful stop on Ctrl-C that keeps a checkpoint of the last finished
-step. (The data module saves where the epoch's batches stood; `zoo.metrics.TrainClock` its running totals.)"""
+dropout masks as an uninterrupted one), and a graceful stop on Ctrl-C or SIGTERM that keeps a checkpoint of the last
+finished step. (The data module saves where the epoch's batches stood; `zoo.metrics.TrainClock` its running totals.)
+
+Lightning builds a checkpoint's state on every DDP process and writes the first process's; `every_process` puts
+each process's own state in it (the random state, the running totals), and `this_process` takes it back out."""
 from __future__ import annotations
 
 import random
@@ -12,16 +15,39 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+
+def every_process(state: dict) -> dict:
+    """{"processes": [each DDP process's `state`, in rank order]}; called at the same point on every process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return {"processes": [state]}
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return {"processes": states}
+
+
+def this_process(saved: dict) -> dict:
+    """This process's state from `every_process`'s result (the first's, if the run had fewer processes)."""
+    states = saved["processes"]
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return states[rank] if rank < len(states) else states[0]
+
+
+def epoch_finished(trainer: L.Trainer) -> bool:
+    """Whether the epoch's batches are all taken (Lightning also ends an epoch it stops in part-way)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
 
 
 class StepCheckpoints(ModelCheckpoint):
     """Lightning's ModelCheckpoint every `every_n_steps` steps, keeping the newest step checkpoint and `last.ckpt`.
 
-    Two changes to when it saves. At a step that validation follows, it saves after the validation: Lightning
-    resumes a checkpoint taken before a validation by skipping that validation, and the resumed run would miss a
-    point of its validation curve. And it also saves when training ends or stops, so `last.ckpt` is always the
-    final state (Lightning writes it at the periodic saves only)."""
+    Changes to when it saves: at a step that validation follows, after the validation (Lightning resumes a
+    checkpoint taken before a validation by skipping that validation, and the resumed run would miss a point of its
+    validation curve); at the end of every epoch, beside `EpochCheckpoints`; and when training ends or stops. So
+    `last.ckpt` is always the newest state, and the final one once a run is done."""
 
     def __init__(self, dirpath: Path, every_n_steps: int):
         super().__init__(dirpath=dirpath, filename="step{step}", auto_insert_metric_name=False, save_last=True,
@@ -33,6 +59,10 @@ class StepCheckpoints(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.global_step % self._every_n_train_steps == 0:
+            self.save_now(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if epoch_finished(trainer):
             self.save_now(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -54,29 +84,36 @@ def validates_after_this_step(trainer: L.Trainer) -> bool:
             and trainer.global_step % int(every) == 0)
 
 
-def epoch_checkpoints(dirpath: Path) -> ModelCheckpoint:
-    """A checkpoint at the end of every training epoch (the newest is kept)."""
-    return ModelCheckpoint(dirpath=dirpath, filename="epoch{epoch}", auto_insert_metric_name=False, save_top_k=1,
-                           every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+class EpochCheckpoints(ModelCheckpoint):
+    """A checkpoint at the end of every training epoch (the newest is kept), and only there: Lightning also calls
+    the end-of-epoch hook when training stops part-way through one."""
+
+    def __init__(self, dirpath: Path):
+        super().__init__(dirpath=dirpath, filename="epoch{epoch}", auto_insert_metric_name=False, save_top_k=1,
+                         every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if epoch_finished(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
 
 
 class RandomState(Callback):
-    """Saves the random generators of torch (CPU and CUDA), numpy and Python with every checkpoint and restores
-    them when training resumes, just before the first step: the resumed run then draws the same dropout masks as
-    the run that was interrupted would have."""
+    """Saves the random generators of torch (CPU and CUDA), numpy and Python of every process with every
+    checkpoint, and restores them when training resumes, just before the first step: the resumed run then draws
+    the same dropout masks as the run that was interrupted would have."""
 
     def __init__(self):
         self._to_restore: dict | None = None
 
     def state_dict(self) -> dict:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        return {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],  # weights_only
-                "python": random.getstate()}
+        return every_process({
+            "torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],  # weights_only-safe
+            "python": random.getstate()})
 
     def load_state_dict(self, state: dict) -> None:
-        self._to_restore = state
+        self._to_restore = this_process(state)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._to_restore is None:
@@ -92,31 +129,37 @@ class RandomState(Callback):
 
 
 class GracefulStop(Callback):
-    """The first Ctrl-C lets the current step finish and stops training there (`stopped` is then set, and
-    `StepCheckpoints` writes `last.ckpt` as training ends); a second Ctrl-C interrupts at once, as usual. Under DDP
-    every process stops at the same step."""
+    """The first Ctrl-C (or SIGTERM, as SLURM sends at a time limit or preemption) lets the current step finish and
+    ends training there: `stopped` is set, and `StepCheckpoints` writes `last.ckpt` as training ends. A second
+    signal acts at once, as usual. Training ends as if the step budget ran out there, so no validation is added that
+    the uninterrupted run would not have had. Under DDP every process stops at the same step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.stopped, self._requested = False, False
-        self._previous_handler = None
+        self.stopped, self.reason = False, "a signal to another process"  # (DDP: it may reach one process only)
+        self._requested = False
+        self._previous: dict[int, object] = {}
 
     def _request(self, signum, frame) -> None:
-        self._requested = True
-        signal.signal(signal.SIGINT, self._previous_handler)  # a second Ctrl-C is a plain KeyboardInterrupt
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop at once)", flush=True)
+        self._requested, self.reason = True, "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        signal.signal(signum, self._previous[signum])  # a second signal acts at once
+        print(f"\n{self.reason}: stopping after this step and saving a checkpoint (again: stop at once)", flush=True)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            self._previous_handler = signal.signal(signal.SIGINT, self._request)
+            self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         requested = self._requested
         if trainer.world_size > 1:
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        if requested:
-            self.stopped, trainer.should_stop = True, True
+        if requested and not self.stopped:
+            self.stopped = True
+            trainer.fit_loop.epoch_loop.max_steps = trainer.global_step  # (`should_stop` would validate first)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._previous_handler is not None and not self._requested:
-            signal.signal(signal.SIGINT, self._previous_handler)
+        for s, previous in self._previous.items():
+            if signal.getsignal(s) == self._request:
+                signal.signal(s, previous)

@@ -3,17 +3,20 @@ beam search; `results.json`, a summary table and sample translations."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zoo import checkpoint
-from zoo.resume import GracefulStop, RandomState, StepCheckpoints, epoch_checkpoints
+from zoo.resume import EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints
 from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
 from zoo.errors import ConfigError, TrainingStopped
@@ -152,7 +155,7 @@ def net_spec(cfg: DictConfig) -> tuple[str, dict]:
 def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     """What can be checked before the data is prepared, as a ConfigError or CheckpointError naming the value: the
     model's arguments (the model is built on the meta device, which allocates nothing), the decoding settings,
-    the budget, and the checkpoint to resume from, which must exist, be readable and match the model. Returns the
+    the budgets, and the checkpoint to resume from, which must exist, be readable and match the model. Returns the
     checkpoint's path and its "zoo" entry when resuming."""
     try:
         with torch.device("meta"):
@@ -160,8 +163,16 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     except ValueError as e:
         raise ConfigError(f"model={run_label()}: {e}") from None
     check_decoding(**cfg.decode)
-    if not cfg.trainer.max_steps > 0:
-        raise ConfigError(f"trainer.max_steps ({cfg.trainer.max_steps}) must be > 0")
+    sizes = {"trainer.max_steps": cfg.trainer.max_steps, "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,
+             "data.max_tokens": cfg.data.max_tokens, "data.eval_max_tokens": cfg.data.eval_max_tokens}
+    bad = [f"{name} ({value})" for name, value in sizes.items() if not (isinstance(value, int) and value > 0)]
+    if bad:
+        raise ConfigError(f"{', '.join(bad)} must be an integer > 0")
+    if (HydraConfig.get().mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp"
+            and "SLURM_JOB_ID" not in os.environ):
+        raise ConfigError("trainer.strategy=ddp in a sweep on this machine: Lightning would start the whole sweep "
+                          "again in every process it launches; sweep DDP runs with hydra/launcher=slurm, or start "
+                          "them one at a time")
     if cfg.ckpt_path is None:
         return None
     path = checkpoint.resolve(str(cfg.ckpt_path))
@@ -192,15 +203,16 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     print(f"{label}: {params:,} parameters")
     if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager
         net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole config, to filter runs by
     clock, stop = TrainClock(), GracefulStop()
     callbacks = [clock, stop, RandomState()]
     steps = None
     if cfg.trainer.enable_checkpointing:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
         steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
-        callbacks += [steps, epoch_checkpoints(folder)]
+        callbacks += [steps, EpochCheckpoints(folder)]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # (now that the trainer knows this process's
+    # rank: only the first process logs) the whole config, to filter runs by
     device = trainer.strategy.root_device
     peak = matmul_peak_flops(device, MATMUL_DTYPES.get(str(trainer.precision), torch.float32))
 
@@ -212,7 +224,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     except NonFiniteLoss as e:
         raise NonFiniteLoss(f"{e}; a lower model.optimizer.lr or model.grad_clip may help; {kept(steps)}") from None
     if stop.stopped:
-        raise TrainingStopped(f"stopped by Ctrl-C after step {trainer.global_step}; {kept(steps)}")
+        raise TrainingStopped(f"stopped by {stop.reason} after step {trainer.global_step}; {kept(steps)}")
     wall_s = time.perf_counter() - start
     module.to(device)  # Lightning moves the module back to the CPU after fit
     evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
@@ -248,5 +260,6 @@ def kept(steps: StepCheckpoints | None) -> str:
     if steps is None or not steps.last_model_path:
         return "no checkpoint had been written (trainer.enable_checkpointing, checkpoint.every_n_steps)"
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("ckpt_path=", "hydra."))]
+    command = shlex.join(["python", "run.py", *overrides, f"ckpt_path={steps.last_model_path}"])
     return (f"the last checkpoint is {steps.last_model_path} (step {steps._last_global_step_saved}); resume with: "
-            f"python run.py {' '.join([*overrides, f'ckpt_path={steps.last_model_path}'])}")
+            f"{command}")
