@@ -99,8 +99,9 @@ class EpochCheckpoints(ModelCheckpoint):
 
 class RandomState(Callback):
     """Saves the random generators of torch (CPU and CUDA), numpy and Python of every process with every
-    checkpoint, and restores them when training resumes, just before the first step: the resumed run then draws
-    the same dropout masks as the run that was interrupted would have."""
+    checkpoint, and restores them when training resumes, just before the first step (after the resumed run has
+    made its loaders, whose iterators each draw a seed from the global generator): the resumed run then draws the
+    same dropout masks as the run that was interrupted would have."""
 
     def __init__(self):
         self._to_restore: dict | None = None

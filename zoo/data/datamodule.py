@@ -6,7 +6,6 @@ from functools import partial
 from pathlib import Path
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
@@ -83,8 +82,7 @@ class TranslationDataModule(L.LightningDataModule):
             if self._resume_at is not None:
                 sampler.resume(**self._resume_at)
         return DataLoader(self.corpus.ids[split], batch_sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id),
-                          generator=torch.Generator())  # its own: a loader never draws from the global generator
+                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id))
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True, distributed=True)
