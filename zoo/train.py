@@ -211,8 +211,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
         callbacks += [steps, EpochCheckpoints(folder)]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # (now that the trainer knows this process's
-    # rank: only the first process logs) the whole config, to filter runs by
+    # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     device = trainer.strategy.root_device
     peak = matmul_peak_flops(device, MATMUL_DTYPES.get(str(trainer.precision), torch.float32))
 
@@ -220,7 +220,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         print(f"resuming from {resume[0]}")
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=resume and resume[0], weights_only=True)
+        trainer.fit(module, datamodule=dm, ckpt_path=None if resume is None else resume[0], weights_only=True)
     except NonFiniteLoss as e:
         raise NonFiniteLoss(f"{e}; a lower model.optimizer.lr or model.grad_clip may help; {kept(steps)}") from None
     if stop.stopped:
