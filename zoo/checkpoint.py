@@ -26,6 +26,11 @@ VERSION = 1
 ARCHITECTURES = {f"{cls.__module__}.{cls.__qualname__}": cls
                  for cls in (GRUEncoderDecoder, AttentionEncoderDecoder, Transformer)}
 DATA_SIZED = ("src_vocab_size", "tgt_vocab_size", "pad_id")  # net arguments that come from the data, not the config
+# Lightning's precision names (a checkpoint's "precision") -> the dtype that matrix products run in (-mixed:
+# autocast over fp32 weights; -true: the weights themselves in that dtype)
+PRECISION_DTYPES = {"32-true": torch.float32, "32": torch.float32, "bf16-mixed": torch.bfloat16,
+                    "bf16": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16,
+                    "bf16-true": torch.bfloat16, "16-true": torch.float16}
 
 
 def describe(*, model: str, data: str, net_class: str, net_kwargs: dict, src_tokenizer: Tokenizer,

@@ -120,10 +120,6 @@ def print_summary(results: dict, n_samples: int) -> None:
     print()
 
 
-MATMUL_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-mixed": torch.float16,
-                 "16-true": torch.float16}
-
-
 def train(cfg: DictConfig) -> Path | None:
     """Train and evaluate one run; the path of its results.json (None on the other processes of a DDP run)."""
     results_path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
@@ -214,7 +210,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     device = trainer.strategy.root_device
-    peak = matmul_peak_flops(device, MATMUL_DTYPES.get(str(trainer.precision), torch.float32))
+    peak = matmul_peak_flops(device, checkpoint.PRECISION_DTYPES.get(str(trainer.precision), torch.float32))
 
     if resume is not None:
         print(f"resuming from {resume[0]}")

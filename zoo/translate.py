@@ -27,10 +27,11 @@ from zoo.errors import CheckpointError, UserError
 from zoo.models import EncoderDecoder
 from zoo.models.positions import TablePositions
 
-# Lightning's precision names -> the autocast dtype (None: fp32). The run decodes its test splits under the
-# trainer's precision (trainer.precision_plugin.forward_context()), so the checkpoint's is the default here.
-PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
-              "16-mixed": torch.float16, "16": torch.float16}
+# The precisions translate reproduces -> the autocast dtype (None: fp32). The run decodes its test splits under
+# the trainer's precision (trainer.precision_plugin.forward_context()), so the checkpoint's is the default here;
+# weights trained in half precision (bf16-true, 16-true) are not.
+PRECISIONS = {name: None if dtype == torch.float32 else dtype for name, dtype in checkpoint.PRECISION_DTYPES.items()
+              if name not in ("bf16-true", "16-true")}
 EVAL_MAX_TOKENS = 16384  # the data module's eval_max_tokens
 
 
