@@ -89,11 +89,12 @@ def check_matches(info: dict, path: Path, *, model: str, net_class: str, net_kwa
         raise CheckpointError(f"checkpoint {path} has other model sizes: {'; '.join(differ)}")
 
 
-def check_data(info: dict, path: Path, *, data: str, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer) -> None:
-    """Refuse to resume on other data: the tokenizers (and so every token id) must be the checkpoint's."""
-    if (info["src_tokenizer"], info["tgt_tokenizer"]) != (src_tokenizer.tok.to_str(), tgt_tokenizer.tok.to_str()):
-        raise CheckpointError(f"checkpoint {path} was trained on data={info['data']} with other vocabularies than "
-                              f"this run's data={data}")
+def check_data(saved: dict, path: Path, this_run: dict) -> None:
+    """Refuse to resume on other data: the tokenizers (and so every token id) in this run's "zoo" entry
+    (`describe`) must be the checkpoint's."""
+    if any(saved[side] != this_run[side] for side in ("src_tokenizer", "tgt_tokenizer")):
+        raise CheckpointError(f"checkpoint {path} was trained on data={saved['data']} with other vocabularies than "
+                              f"this run's data={this_run['data']}")
 
 
 def load_net(checkpoint: dict) -> EncoderDecoder:

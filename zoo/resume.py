@@ -19,13 +19,18 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 
-def every_process(state: dict) -> dict:
-    """{"processes": [each DDP process's `state`, in rank order]}; called at the same point on every process."""
+def all_processes(obj) -> list:
+    """Every DDP process's `obj`, in rank order ([obj] on one process); called at the same point on every one."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return {"processes": [state]}
-    states = [None] * dist.get_world_size()
-    dist.all_gather_object(states, state)
-    return {"processes": states}
+        return [obj]
+    objs = [None] * dist.get_world_size()
+    dist.all_gather_object(objs, obj)
+    return objs
+
+
+def every_process(state: dict) -> dict:
+    """{"processes": [each DDP process's `state`, in rank order]}, for a checkpoint."""
+    return {"processes": all_processes(state)}
 
 
 def this_process(saved: dict) -> dict:
@@ -62,16 +67,17 @@ class StepCheckpoints(ModelCheckpoint):
             self.save_now(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if epoch_finished(trainer):
-            self.save_now(trainer)
+        if epoch_finished(trainer):  # `EpochCheckpoints` writes the epoch's own file; here only last.ckpt
+            self.save_now(trainer, last_only=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_now(trainer)
 
-    def save_now(self, trainer: L.Trainer) -> None:
+    def save_now(self, trainer: L.Trainer, last_only: bool = False) -> None:
         if trainer.global_step > self._last_global_step_saved:
             candidates = self._monitor_candidates(trainer)
-            self._save_topk_checkpoint(trainer, candidates)
+            if not last_only:
+                self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
             self._last_global_step_saved = trainer.global_step
 

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zoo import checkpoint
-from zoo.resume import EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints
+from zoo.resume import EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints, all_processes
 from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
 from zoo.errors import ConfigError, TrainingStopped
@@ -43,19 +43,10 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
             for i, h, limit in zip(batch["index"].tolist(), out, limits):
                 ids[i] = h
                 generated += len(h) + (len(h) < limit)
-    shares = gather(trainer, (ids, generated, time.perf_counter() - start))
+    shares = all_processes((ids, generated, time.perf_counter() - start))
     ids = {i: h for share, _, _ in shares for i, h in share.items()}
     tokens_per_s = sum(n for _, n, _ in shares) / max(seconds for _, _, seconds in shares)
     return [module.tokenizer.decode(ids[i]) for i in range(len(dm.corpus.ids[split]))], tokens_per_s
-
-
-def gather(trainer: L.Trainer, obj):
-    """Every process's `obj` in rank order: [obj] on one process, all of them under DDP."""
-    if trainer.world_size == 1:
-        return [obj]
-    objs = [None] * trainer.world_size
-    torch.distributed.all_gather_object(objs, obj)
-    return objs
 
 
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
@@ -182,16 +173,15 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     dm: TranslationDataModule = instantiate(cfg.data)
     dm.setup()
     data = HydraConfig.get().runtime.choices["data"]
-    if resume is not None:
-        checkpoint.check_data(resume[1], resume[0], data=data, src_tokenizer=dm.src_tokenizer,
-                              tgt_tokenizer=dm.tgt_tokenizer)
     net_class, net_kwargs = net_spec(cfg)
     net_kwargs.update(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
                       pad_id=dm.tgt_tokenizer.pad_id)  # the same in both: specials come first
-    net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
     info = checkpoint.describe(model=label, data=data, net_class=net_class, net_kwargs=net_kwargs,
                                src_tokenizer=dm.src_tokenizer, tgt_tokenizer=dm.tgt_tokenizer,
                                decode=dict(cfg.decode), precision=str(cfg.trainer.precision))
+    if resume is not None:
+        checkpoint.check_data(resume[1], resume[0], info)
+    net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, checkpoint_info=info, **cfg.decode)
@@ -225,8 +215,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     module.to(device)  # Lightning moves the module back to the CPU after fit
     evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
     if trainer.world_size > 1:  # each process counted its own batches; MFU is against all the devices
-        clock.src_tokens, clock.tgt_tokens, clock.flops = map(sum, zip(*gather(
-            trainer, (clock.src_tokens, clock.tgt_tokens, clock.flops))))
+        clock.src_tokens, clock.tgt_tokens, clock.flops = map(sum, zip(*all_processes(
+            (clock.src_tokens, clock.tgt_tokens, clock.flops))))
     if not trainer.is_global_zero:
         return None
 
