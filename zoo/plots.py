@@ -129,3 +129,35 @@ def attention(runs: dict[str, list[dict]], colors: dict[str, str]):
     fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+PHASE_STYLES = {"train": "-", "decode": "--", "decode, no cache": ":"}
+
+
+def scaling_figure(record: dict):
+    """experiments/scaling.py's figures from its scaling.json: time per token and peak memory against sequence length,
+    log-log, one line per architecture (colour) and phase (line style); a slope of 1 on the left is time per
+    sequence growing as n²."""
+    fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(13, 4.8))
+    lines: dict[tuple[str, str], list[dict]] = {}
+    for r in record["rows"]:
+        if r["status"] == "ok":
+            lines.setdefault((r["arch"], r["phase"]), []).append(r)
+    for (arch, phase), rs in lines.items():
+        style = {"linestyle": PHASE_STYLES[phase], "marker": "o", "markersize": 3,
+                 "color": ZOO_COLORS[arch], "label": f"{arch}, {phase}"}
+        time_ax.plot([r["n"] for r in rs], [1e6 * r["per_token_s"] for r in rs], **style)
+        memory_ax.plot([r["n"] for r in rs], [r["peak_bytes"] / 2**20 for r in rs], **style)
+    time_ax.set(ylabel="µs per token (training: per source+target position; decoding: per generated token)",
+                title="time per token")
+    memory_ax.set(ylabel="MiB above the model and optimizer state", title="peak memory of one step or decoding run")
+    for ax in (time_ax, memory_ax):
+        ax.set(xscale="log", yscale="log", xlabel="sequence length n (source and target)")
+        ax.set_xticks(record["settings"]["lengths"], [str(n) for n in record["settings"]["lengths"]])
+        ax.grid(alpha=0.3, which="both")
+    time_ax.legend(fontsize=8)
+    s, m = record["settings"], record["machine"]
+    fig.suptitle(f"{m['device']}, torch {m['torch']}, {record['date'][:10]}: width {s['width']}, batch {s['batch']}, "
+                 f"{s['precision']}", fontsize=10)
+    fig.tight_layout()
+    return fig

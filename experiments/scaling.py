@@ -1,0 +1,390 @@
+"""The cost table of Vaswani et al. 2017 (Table 1), measured: how each architecture's time and memory grow with the
+sequence length n.
+
+    python experiments/scaling.py                               # CPU: width 256, batch 8, n = 16 .. 1024
+    python experiments/scaling.py --preset gpu --device cuda    # width 512, batch 64, n = 16 .. 4096
+
+All three architectures at one width with one layer each way, the textbook table's comparison of one layer with
+another (and about as many parameters); source and target both n tokens, n doubling. For each n it measures, in bf16 autocast as runs train:
+- a training step on B pairs: forward, label-smoothed loss, backward, fused Adam;
+- greedy decoding of n tokens from n-token sources, EOS barred so that every row runs all n steps; the Transformer
+  with its key/value cache (the zoo's `greedy_search`) and without it (the whole prefix recomputed at each step).
+Time: the median of --repeats runs after a warm-up (one run where the warm-up took over 10 s). Memory: the most tensor memory the run holds at once above what
+was allocated before it (model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU.
+FLOPs: the models' own `forward_flops`. A length whose time or memory, extrapolated from the shorter ones, would
+exceed --budget or the free memory is skipped, and so are the longer ones of that phase; so is one that fails. Writes scaling.json (every figure), scaling.md and scaling.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
+
+sys.path.insert(0, str(Path(__file__).parent))
+from references import recompute_greedy  # noqa: E402
+
+from zoo.decoding import greedy_search  # noqa: E402
+from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
+from zoo.models import AttentionEncoderDecoder, EncoderDecoder, GRUEncoderDecoder, Transformer  # noqa: E402
+from zoo.module import label_smoothed_nll  # noqa: E402
+from zoo.plots import scaling_figure  # noqa: E402
+
+PAD, BOS, EOS = 0, 1, 2
+PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source), seconds allowed per measurement
+    "cpu": {"width": 256, "batch": 8, "lengths": [16 * 2**i for i in range(7)], "vocab": 1000, "budget": 90},
+    "gpu": {"width": 512, "batch": 64, "lengths": [16 * 2**i for i in range(9)], "vocab": 1000, "budget": 60},
+    "tiny": {"width": 32, "batch": 2, "lengths": [4, 8, 16], "vocab": 50, "budget": 60},
+}
+ARCHS = ("gru", "attention", "transformer")
+PHASES = {"train": ARCHS, "decode": ARCHS, "decode, no cache": ("transformer",)}  # the RNNs cache nothing but a state
+
+
+def build(arch: str, *, width: int, vocab: int, max_len: int) -> EncoderDecoder:
+    """The zoo's architectures at one width D, one layer each way: the Transformer's d_model (d_ff 4D, heads of 64),
+    the RNNs' embeddings, hidden states and attention; the bidirectional encoder has D/2 per direction, so that its
+    annotations are D wide."""
+    common = {"src_vocab_size": vocab, "tgt_vocab_size": vocab, "pad_id": PAD, "dropout": 0.1}
+    if arch == "gru":
+        return GRUEncoderDecoder(emb_dim=width, hidden=width, context=width, maxout_dim=width, **common)
+    if arch == "attention":
+        return AttentionEncoderDecoder(emb_dim=width, enc_hidden=width // 2, hidden=width, attn_dim=width,
+                                       maxout_dim=width, **common)
+    return Transformer(d_model=width, n_heads=max(1, width // 64), d_ff=4 * width, n_encoder_layers=1,
+                       n_decoder_layers=1, attention_dropout=0.1, activation_dropout=0.1, max_positions=max_len,
+                       **common)
+
+
+def theory(arch: str, phase: str, explicit_attention: bool) -> tuple[int, int]:
+    """Asymptotic exponents in n of (time per sequence, peak memory) at fixed width and batch. Time: a recurrent
+    layer's n steps of d² work, attention's n² scores (Bahdanau's decoder scores all n annotations at each of n
+    steps too); decoding without a cache reruns a growing prefix, n² per step. Memory: the RNNs keep O(n) states,
+    but Bahdanau's training keeps tanh(W_a s + U_a h), (B, S, A), for every step; the Transformer's n x n weights
+    are stored where attention is computed as written (the CPU path), and never with fused kernels."""
+    quadratic_weights = 2 if explicit_attention else 1
+    return {("gru", "train"): (1, 1), ("attention", "train"): (2, 2), ("transformer", "train"): (2, quadratic_weights),
+            ("gru", "decode"): (1, 1), ("attention", "decode"): (2, 1), ("transformer", "decode"): (2, quadratic_weights),
+            ("transformer", "decode, no cache"): (3, quadratic_weights)}[arch, phase]
+
+
+class PeakMemory(TorchDispatchMode):
+    """The most bytes of tensor storage allocated inside the `with` block and alive at once: CUDA's
+    max_memory_allocated, for the CPU, whose allocator keeps no statistics. It sees every tensor an operator returns,
+    the backward pass's too; not scratch memory a kernel frees before it returns, nor tensors made before the block
+    (an operator's output that shares an input's storage is not a new allocation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self.counted = WeakIdKeyDictionary()  # storages allocated inside the block
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {id(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and id(storage := t.untyped_storage()) not in inputs:
+                self.count(storage)
+        return out
+
+    def count(self, storage) -> None:
+        if storage in self.counted:
+            return
+        self.counted[storage] = nbytes = storage.nbytes()
+        self.live += nbytes
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(storage, self.free, nbytes)
+
+    def free(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+
+class Bench:
+    def __init__(self, device: torch.device, *, width: int, batch: int, vocab: int, max_len: int, repeats: int):
+        self.device, self.width, self.batch, self.vocab, self.max_len = device, width, batch, vocab, max_len
+        self.repeats = repeats
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def seconds(self, run, repeats: int) -> float:
+        """Median seconds of `run()` over `repeats` runs; the caller has warmed it up."""
+        times = []
+        for _ in range(repeats):
+            self.sync()
+            start = time.perf_counter()
+            run()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def peak_bytes(self, run) -> int:
+        """The most memory `run()` holds at once, above what was allocated before it."""
+        if self.device.type == "cuda":
+            self.sync()
+            before = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            run()
+            self.sync()
+            return torch.cuda.max_memory_allocated(self.device) - before
+        with PeakMemory() as memory:
+            run()
+        return memory.peak
+
+    def free_bytes(self) -> int:
+        if self.device.type == "cuda":
+            return torch.cuda.mem_get_info(self.device)[0]
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+
+    def batch_of(self, n: int) -> dict:
+        """B random pairs of n source and n target tokens, no padding."""
+        src = torch.randint(EOS + 1, self.vocab, (self.batch, n), device=self.device)  # (B, n)
+        tgt = torch.randint(EOS + 1, self.vocab, (self.batch, n), device=self.device)  # (B, n)
+        bos = torch.full((self.batch, 1), BOS, device=self.device)
+        return {"src": src, "src_mask": torch.ones_like(src, dtype=torch.bool),
+                "tgt_in": torch.cat([bos, tgt[:, :-1]], 1), "tgt_out": tgt}  # (B, n) each
+
+    def runner(self, net: EncoderDecoder, phase: str, n: int):
+        """A no-argument function that runs `phase` once on a fresh batch of length n, and its FLOPs."""
+        b = self.batch_of(n)
+        if phase == "train":
+            net.train()
+            optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True)
+
+            def run():
+                with self.autocast:
+                    logits = net(b["src"], b["src_mask"], b["tgt_in"])  # (B, n, V)
+                label_smoothed_nll(logits, b["tgt_out"], pad_id=PAD, epsilon=0.1).backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            return run, 3 * self.batch * int(net.forward_flops(n, n))  # the backward pass costs about 2x the forward
+
+        net.eval()
+        if phase == "decode":
+            def run():
+                with self.autocast:
+                    out = greedy_search(net, b["src"], b["src_mask"], bos_id=BOS, eos_id=EOS, max_len_a=0.0,
+                                        max_len_b=n)
+                if any(len(row) != n for row in out):
+                    raise RuntimeError(f"greedy search stopped before {n} tokens")
+            return run, self.batch * int(net.forward_flops(n, n))  # (the teacher-forced count, see flops())
+
+        def run():
+            with torch.no_grad(), self.autocast:
+                recompute_greedy(net, b["src"], b["src_mask"], bos_id=BOS, steps=n)
+        prefixes = torch.arange(1, n + 1)  # the decoder reruns 1, 2, .. n target positions; the encoder runs once
+        decoder = net.forward_flops(n, prefixes) - net.forward_flops(n, 0)  # (n,)
+        return run, self.batch * int(net.forward_flops(n, 0) + decoder.sum())
+
+    def measure(self, arch: str, phase: str, n: int) -> dict:
+        torch.manual_seed(0)
+        net = build(arch, width=self.width, vocab=self.vocab, max_len=self.max_len).to(self.device)
+        if phase != "train":
+            with torch.no_grad():
+                net.decoder.out.bias[EOS] = -1e4  # EOS never wins: every row decodes n tokens
+        run, flops = self.runner(net, phase, n)
+        start = time.perf_counter()
+        run()  # warm-up: kernel choice, caches, the optimizer's state
+        self.sync()
+        repeats = self.repeats if time.perf_counter() - start < 10 else 1  # long runs vary little
+        peak = self.peak_bytes(run)
+        seconds = self.seconds(run, repeats)
+        per_sequence = seconds / self.batch
+        return {"arch": arch, "phase": phase, "n": n, "status": "ok", "runs": repeats, "seconds": seconds,
+                "per_sequence_s": per_sequence, "per_token_s": per_sequence / n, "flops": flops,
+                "flops_per_s": flops / seconds, "peak_bytes": peak}
+
+
+def fit_exponent(points: list[tuple[float, float]]) -> float | None:
+    """The least-squares slope of log y against log n over the upper half of the (n, y) points: the exponent k of
+    y ~ n^k where the largest terms dominate."""
+    upper = sorted(points)[len(points) // 2:]
+    if len(upper) < 2:
+        return None
+    return statistics.linear_regression([math.log(n) for n, _ in upper], [math.log(y) for _, y in upper]).slope
+
+
+def crossover(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Where a's and b's times per token cross, {n: time} each: the lengths at which the faster one changes,
+    interpolated on the log-log lines between measured lengths; and which one is faster at either end."""
+    lengths = sorted(set(a) & set(b))
+    gaps = [math.log(a[n] / b[n]) for n in lengths]  # < 0: a faster
+    crossings = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * g_lo / (g_lo - g_hi))
+                 for lo, hi, g_lo, g_hi in zip(lengths, lengths[1:], gaps, gaps[1:]) if g_lo * g_hi < 0]
+    return {"crossings": crossings, "lengths": [lengths[0], lengths[-1]] if lengths else [],
+            "a_faster_at": [n for n, g in zip(lengths, gaps) if g < 0]}
+
+
+def summarize(rows: list[dict], explicit_attention: bool, nets: dict[str, EncoderDecoder]) -> dict:
+    """The fitted exponents beside the theory and the FLOP count, and the Transformer's crossovers with the RNNs."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    exponents = {}
+    for phase, archs in PHASES.items():
+        for arch in archs:
+            mine = [r for r in ok if r["arch"] == arch and r["phase"] == phase]
+            time_k, memory_k = theory(arch, phase, explicit_attention)
+            exponents[f"{arch}, {phase}"] = {
+                "time": fit_exponent([(r["n"], r["per_sequence_s"]) for r in mine]),
+                "flops": fit_exponent([(r["n"], r["flops"]) for r in mine]),
+                "memory": fit_exponent([(r["n"], r["peak_bytes"]) for r in mine if r["peak_bytes"] > 0]),
+                "theory_time": time_k, "theory_memory": memory_k}
+    per_token = {(r["arch"], r["phase"]): {} for r in ok}
+    for r in ok:
+        per_token[r["arch"], r["phase"]][r["n"]] = r["per_token_s"]
+    crossovers = {}
+    for transformer_phase, rnn_phase in [("train", "train"), ("decode", "decode"), ("decode, no cache", "decode")]:
+        for rnn in ("gru", "attention"):
+            if ("transformer", transformer_phase) in per_token and (rnn, rnn_phase) in per_token:
+                crossovers[f"transformer {transformer_phase} vs {rnn} {rnn_phase}"] = crossover(
+                    per_token["transformer", transformer_phase], per_token[rnn, rnn_phase])
+    return {"exponents": exponents, "crossovers": crossovers,
+            "parameters": {arch: sum(p.numel() for p in net.parameters()) for arch, net in nets.items()}}
+
+
+def predicted_over(done: list[dict], exponents: tuple[int, int], n: int, budget: float, free: int,
+                   runs: int) -> str | None:
+    """Why the measurement at n would not fit: time grows as over the last two lengths (at least linearly, at
+    most as the theory says), memory as the theory says."""
+    if not done:
+        return None
+    last, time_k = done[-1], exponents[0]
+    if len(done) > 1:
+        recent = math.log(last["seconds"] / done[-2]["seconds"]) / math.log(last["n"] / done[-2]["n"])
+        time_k = min(max(recent, 1.0), time_k)
+    growth = n / last["n"]
+    if last["seconds"] * growth**time_k * runs > budget:
+        return f"over the time budget ({budget:.0f} s)"
+    if last["peak_bytes"] * growth ** exponents[1] > 0.8 * free:
+        return "over the free memory"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=PRESETS, default="cpu")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (the median counts)")
+    parser.add_argument("--lengths", type=int, nargs="+", help="instead of the preset's")
+    parser.add_argument("--budget", type=float, help="seconds allowed per measurement, all its runs together")
+    parser.add_argument("--out", type=Path, default=Path("scaling"), help="directory for the results")
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
+    lengths, budget = sorted(args.lengths or preset["lengths"]), args.budget or preset["budget"]
+    if (args.out / "scaling.json").exists():
+        sys.exit(f"error: {args.out / 'scaling.json'} already exists; choose another --out")
+    device = torch.device(args.device)
+    bench = Bench(device, width=preset["width"], batch=preset["batch"], vocab=preset["vocab"],
+                  max_len=max(lengths), repeats=args.repeats)
+    explicit_attention = device.type == "cpu"  # scaled_dot_product's default: the formula as written on the CPU
+    print(f"{device_name(device)}; torch {torch.__version__}; width {bench.width}, batch {bench.batch}, "
+          f"n = {', '.join(map(str, lengths))}", flush=True)
+    peak_flops = matmul_peak_flops(device, torch.bfloat16)
+
+    rows = []
+    for phase, archs in PHASES.items():
+        for arch in archs:
+            done = []
+            for n in lengths:
+                skip = predicted_over(done, theory(arch, phase, explicit_attention), n, budget, bench.free_bytes(),
+                                      args.repeats + 2)
+                if skip is None:
+                    try:
+                        row = bench.measure(arch, phase, n)
+                    except torch.OutOfMemoryError:
+                        skip = "out of memory"
+                    except RuntimeError as e:  # recorded, so that one failure costs a GPU call no more than this
+                        skip = f"failed: {str(e).splitlines()[0]}"
+                if skip is not None:  # and so are the longer lengths
+                    rows += [{"arch": arch, "phase": phase, "n": m, "status": f"skipped: {skip}"}
+                             for m in lengths if m >= n]
+                    print(f"{arch:<12} {phase:<17} n={n:<5} skipped, and longer ones: {skip}", flush=True)
+                    break
+                rows.append(row)
+                done.append(row)
+                print(f"{arch:<12} {phase:<17} n={n:<5} {row['seconds']:9.4f} s  {1e6 * row['per_token_s']:9.2f} "
+                      f"us/token  {row['flops_per_s'] / 1e9:8.1f} GFLOP/s  {row['peak_bytes'] / 2**20:9.1f} MiB",
+                      flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    nets = {arch: build(arch, width=bench.width, vocab=bench.vocab, max_len=bench.max_len) for arch in ARCHS}
+    record = {"rows": rows, **summarize(rows, explicit_attention, nets),
+              "settings": {"preset": args.preset, "width": bench.width, "batch": bench.batch, "vocab": bench.vocab,
+                           "lengths": lengths, "repeats": args.repeats, "budget_s": budget, "precision": "bf16 autocast",
+                           "attention": "as written (n x n weights stored)" if explicit_attention
+                           else "fused kernels (F.scaled_dot_product_attention)"},
+              "machine": {"device": device_name(device), "torch": torch.__version__,
+                          "python": platform.python_version(), "threads": torch.get_num_threads(),
+                          "matmul_peak_gflops": peak_flops / 1e9},
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join(["python", *([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))])}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "scaling.json", "x") as f:
+        json.dump(record, f, indent=1)
+    table = markdown(record)
+    (args.out / "scaling.md").write_text(table)
+    scaling_figure(record).savefig(args.out / "scaling.png", dpi=120, bbox_inches="tight")
+    print(f"\n{table}\nscaling: {args.out}")
+
+
+def markdown(record: dict) -> str:
+    """The per-token times, the achieved FLOP rates and the peak memory by length, then the exponents and the
+    crossovers: scaling.md, and the end of the printed output."""
+    s, m = record["settings"], record["machine"]
+    columns = [(arch, phase) for phase, archs in PHASES.items() for arch in archs]
+    cells = {(r["arch"], r["phase"], r["n"]): r for r in record["rows"]}
+    lines = [f"Scaling with sequence length: {m['device']}, torch {m['torch']}, {record['date'][:10]}.",
+             f"`{record['command']}`: width {s['width']}, batch {s['batch']}, vocabulary {s['vocab']}, "
+             f"{s['precision']}, attention {s['attention']}; median of {s['repeats']} runs.", ""]
+
+    def table(title: str, value) -> None:
+        lines.extend([f"**{title}**", "", "| n | " + " | ".join(f"{a}, {p}" for a, p in columns) + " |",
+                      "|---:|" + "---:|" * len(columns)])
+        for n in s["lengths"]:
+            row = [cells.get((a, p, n), {"status": "-"}) for a, p in columns]
+            lines.append(f"| {n} | " + " | ".join(value(r) if r["status"] == "ok" else "-" for r in row) + " |")
+        lines.append("")
+
+    table("Time per token (µs): training step per source+target position; decoding per generated token",
+          lambda r: f"{1e6 * r['per_token_s']:.3g}")
+    table(f"Achieved GFLOP/s (forward_flops; the matrix-multiply peak here is {m['matmul_peak_gflops']:,.0f})",
+          lambda r: f"{r['flops_per_s'] / 1e9:.3g}")
+    table("Peak memory above the model and optimizer state (MiB)", lambda r: f"{r['peak_bytes'] / 2**20:.3g}")
+    fmt = lambda k: "-" if k is None else f"{k:.2f}"  # noqa: E731
+    lines += ["**Exponents of n, fitted over the upper half of the lengths**", "",
+              "| architecture, phase | time per sequence | FLOPs | theory | peak memory | theory |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, e in record["exponents"].items():
+        lines.append(f"| {name} | {fmt(e['time'])} | {fmt(e['flops'])} | {e['theory_time']} | {fmt(e['memory'])} | "
+                     f"{e['theory_memory']} |")
+    lines += ["", "**Where the Transformer's time per token crosses the RNNs'**", ""]
+    for name, c in record["crossovers"].items():
+        lines.append(f"- {name}: {crossover_text(c)}")
+    return "\n".join(lines) + "\n"
+
+
+def crossover_text(c: dict) -> str:
+    if not c["lengths"]:
+        return "no common lengths"
+    lo, hi = c["lengths"]
+    if c["crossings"]:
+        faster_short = "the Transformer" if lo in c["a_faster_at"] else "the RNN"
+        return (f"at n ≈ {', '.join(f'{x:.0f}' for x in c['crossings'])} ({faster_short} is faster at n = {lo})")
+    return f"no crossing for n = {lo}..{hi}: the {'Transformer' if c['a_faster_at'] else 'RNN'} is faster throughout"
+
+
+if __name__ == "__main__":
+    main()
