@@ -18,10 +18,16 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
                              normal_embedding)
 from zoo.models.positions import POSITIONS, ALiBi, Rotary, TablePositions
+
+# Not cuDNN's attention, which PyTorch tries first for masked calls on recent GPUs: it builds an execution plan for
+# every new shape, 0.4-0.5 s each (experiments/sdpa_first_calls.py), and token-budget batches bring a new shape
+# almost every step.
+FUSED_KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class Embedding(nn.Module):
@@ -59,8 +65,9 @@ def scaled_dot_product(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None
     if fused if fused is not None else q.device.type != "cpu":
         if causal and (attn_mask is not None or T != S):  # is_causal aligns top-left and excludes a mask
             attn_mask, causal = _causal(T, S, q.device, attn_mask), False
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal,
-                                              dropout_p=dropout)  # (B, H, T, d_k)
+        with sdpa_kernel(FUSED_KERNELS):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal,
+                                                  dropout_p=dropout)  # (B, H, T, d_k)
     if causal:
         attn_mask = _causal(T, S, q.device, attn_mask)  # (B|1, H|1, T, S)
     weights = F.dropout(attention_weights(q, k, attn_mask), dropout).to(v.dtype)  # (B, H, T, S)
