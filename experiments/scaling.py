@@ -9,7 +9,8 @@ another (and about as many parameters); source and target both n tokens, n doubl
 - a training step on B pairs: forward, label-smoothed loss, backward, fused Adam;
 - greedy decoding of n tokens from n-token sources, EOS barred so that every row runs all n steps; the Transformer
   with its key/value cache (the zoo's `greedy_search`) and without it (the whole prefix recomputed at each step).
-Time: the median of --repeats runs after a warm-up (one run where the warm-up took over 10 s). Memory: the most tensor memory the run holds at once above what
+Time: after a warm-up, the median of --repeats runs, or of as many as fill a second (up to 50), or of one run where
+the warm-up took over 10 s. Memory: the most tensor memory the run holds at once above what
 was allocated before it (model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU.
 FLOPs: the models' own `forward_flops`. A length whose time or memory, extrapolated from the shorter ones, would
 exceed --budget or the free memory is skipped, and so are the longer ones of that phase; so is one that fails. Writes scaling.json (every figure), scaling.md and scaling.png.
@@ -199,7 +200,8 @@ class Bench:
         start = time.perf_counter()
         run()  # warm-up: kernel choice, caches, the optimizer's state
         self.sync()
-        repeats = self.repeats if time.perf_counter() - start < 10 else 1  # long runs vary little
+        warm_up = time.perf_counter() - start
+        repeats = 1 if warm_up > 10 else max(self.repeats, min(50, math.ceil(1.0 / warm_up)))  # short runs vary most
         peak = self.peak_bytes(run)
         seconds = self.seconds(run, repeats)
         per_sequence = seconds / self.batch
@@ -280,7 +282,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lengths", type=int, nargs="+", help="instead of the preset's")
     parser.add_argument("--budget", type=float, help="seconds allowed per measurement, all its runs together")
     parser.add_argument("--out", type=Path, default=Path("scaling"), help="directory for the results")
+    parser.add_argument("--redraw", type=Path, metavar="DIR", help="measure nothing: write DIR's scaling.md and "
+                        "scaling.png again from its scaling.json")
     args = parser.parse_args(argv)
+    if args.redraw:
+        if not (args.redraw / "scaling.json").is_file():
+            sys.exit(f"error: {args.redraw / 'scaling.json'} does not exist")
+        write_views(json.loads((args.redraw / "scaling.json").read_text()), args.redraw)
+        return
     preset = PRESETS[args.preset]
     lengths, budget = sorted(args.lengths or preset["lengths"]), args.budget or preset["budget"]
     if (args.out / "scaling.json").exists():
@@ -334,10 +343,15 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "scaling.json", "x") as f:
         json.dump(record, f, indent=1)
+    write_views(record, args.out)
+
+
+def write_views(record: dict, out: Path) -> None:
+    """scaling.md and scaling.png from the record; prints the table."""
     table = markdown(record)
-    (args.out / "scaling.md").write_text(table)
-    scaling_figure(record).savefig(args.out / "scaling.png", dpi=120, bbox_inches="tight")
-    print(f"\n{table}\nscaling: {args.out}")
+    (out / "scaling.md").write_text(table)
+    scaling_figure(record).savefig(out / "scaling.png", dpi=120, bbox_inches="tight")
+    print(f"\n{table}\nscaling: {out}")
 
 
 def markdown(record: dict) -> str:
@@ -348,7 +362,7 @@ def markdown(record: dict) -> str:
     cells = {(r["arch"], r["phase"], r["n"]): r for r in record["rows"]}
     lines = [f"Scaling with sequence length: {m['device']}, torch {m['torch']}, {record['date'][:10]}.",
              f"`{record['command']}`: width {s['width']}, batch {s['batch']}, vocabulary {s['vocab']}, "
-             f"{s['precision']}, attention {s['attention']}; median of {s['repeats']} runs.", ""]
+             f"{s['precision']}, attention {s['attention']}; the median of at least {s['repeats']} runs.", ""]
 
     def table(title: str, value) -> None:
         lines.extend([f"**{title}**", "", "| n | " + " | ".join(f"{a}, {p}" for a, p in columns) + " |",
@@ -382,7 +396,8 @@ def crossover_text(c: dict) -> str:
     lo, hi = c["lengths"]
     if c["crossings"]:
         faster_short = "the Transformer" if lo in c["a_faster_at"] else "the RNN"
-        return (f"at n ≈ {', '.join(f'{x:.0f}' for x in c['crossings'])} ({faster_short} is faster at n = {lo})")
+        where = f"at n ≈ {', '.join(f'{x:.0f}' for x in c['crossings'])} ({faster_short} is faster at n = {lo})"
+        return where + ("; crossing back and forth: within noise of each other" if len(c["crossings"]) > 1 else "")
     return f"no crossing for n = {lo}..{hi}: the {'Transformer' if c['a_faster_at'] else 'RNN'} is faster throughout"
 
 

@@ -148,9 +148,10 @@ def scaling_figure(record: dict):
                  "color": ZOO_COLORS[arch], "label": f"{arch}, {phase}"}
         time_ax.plot([r["n"] for r in rs], [1e6 * r["per_token_s"] for r in rs], **style)
         memory_ax.plot([r["n"] for r in rs], [r["peak_bytes"] / 2**20 for r in rs], **style)
-    time_ax.set(ylabel="µs per token (training: per source+target position; decoding: per generated token)",
-                title="time per token")
-    memory_ax.set(ylabel="MiB above the model and optimizer state", title="peak memory of one step or decoding run")
+    time_ax.set(ylabel="µs per token", title="time per token: a training step's per source+target position,\n"
+                "decoding's per generated token")
+    memory_ax.set(ylabel="MiB", title="peak memory of a training step or a decoding run,\nabove the model and "
+                  "optimizer state")
     for ax in (time_ax, memory_ax):
         ax.set(xscale="log", yscale="log", xlabel="sequence length n (source and target)")
         ax.set_xticks(record["settings"]["lengths"], [str(n) for n in record["settings"]["lengths"]])
