@@ -49,6 +49,7 @@ PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source)
     "tiny": {"width": 32, "batch": 2, "lengths": [4, 8, 16], "vocab": 50, "budget": 60},
 }
 ARCHS = ("gru", "attention", "transformer")
+LONG_RUN_S = 10  # a run this long is timed once: it varies little
 PHASES = {"train": ARCHS, "decode": ARCHS, "decode, no cache": ("transformer",)}  # the RNNs cache nothing but a state
 
 
@@ -201,7 +202,7 @@ class Bench:
         run()  # warm-up: kernel choice, caches, the optimizer's state
         self.sync()
         warm_up = time.perf_counter() - start
-        repeats = 1 if warm_up > 10 else max(self.repeats, min(50, math.ceil(1.0 / warm_up)))  # short runs vary most
+        repeats = 1 if warm_up > LONG_RUN_S else max(self.repeats, min(50, math.ceil(1.0 / warm_up)))  # short: noisy
         peak = self.peak_bytes(run)
         seconds = self.seconds(run, repeats)
         per_sequence = seconds / self.batch
@@ -257,9 +258,10 @@ def summarize(rows: list[dict], explicit_attention: bool, nets: dict[str, Encode
 
 
 def predicted_over(done: list[dict], exponents: tuple[int, int], n: int, budget: float, free: int,
-                   runs: int) -> str | None:
+                   repeats: int) -> str | None:
     """Why the measurement at n would not fit: time grows as over the last two lengths (at least linearly, at
-    most as the theory says), memory as the theory says."""
+    most as the theory says), memory as the theory says; a measurement is a warm-up, a memory pass and the timed
+    runs, as `Bench.measure` does them."""
     if not done:
         return None
     last, time_k = done[-1], exponents[0]
@@ -267,7 +269,8 @@ def predicted_over(done: list[dict], exponents: tuple[int, int], n: int, budget:
         recent = math.log(last["seconds"] / done[-2]["seconds"]) / math.log(last["n"] / done[-2]["n"])
         time_k = min(max(recent, 1.0), time_k)
     growth = n / last["n"]
-    if last["seconds"] * growth**time_k * runs > budget:
+    one = last["seconds"] * growth**time_k
+    if one * (3 if one > LONG_RUN_S else repeats + 2) > budget:
         return f"over the time budget ({budget:.0f} s)"
     if last["peak_bytes"] * growth ** exponents[1] > 0.8 * free:
         return "over the free memory"
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             done = []
             for n in lengths:
                 skip = predicted_over(done, theory(arch, phase, explicit_attention), n, budget, bench.free_bytes(),
-                                      args.repeats + 2)
+                                      args.repeats)
                 if skip is None:
                     try:
                         row = bench.measure(arch, phase, n)

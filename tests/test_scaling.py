@@ -66,12 +66,15 @@ def test_crossover_is_interpolated_on_the_log_log_lines():
 def test_a_length_that_would_not_fit_is_skipped():
     done = [{"n": 16, "seconds": 1.0, "peak_bytes": 100}]
     quadratic = (2, 1)
-    assert predicted_over(done, quadratic, 32, budget=30.0, free=10**9, runs=5) is None  # 4 s x 5 runs
-    assert "time budget" in predicted_over(done, quadratic, 32, budget=10.0, free=10**9, runs=5)
-    assert "free memory" in predicted_over(done, quadratic, 32, budget=30.0, free=200, runs=5)  # 200 B x 0.8 < 200
-    assert predicted_over([], quadratic, 16, budget=0.0, free=0, runs=5) is None
+    fits = {"free": 10**9, "repeats": 3}  # a measurement: warm-up, memory pass, 3 timed runs
+    assert predicted_over(done, quadratic, 32, budget=30.0, **fits) is None  # 4 s x 5 runs
+    assert "time budget" in predicted_over(done, quadratic, 32, budget=10.0, **fits)
+    assert "free memory" in predicted_over(done, quadratic, 32, budget=30.0, free=200, repeats=3)  # 200 B > 0.8 x 200
+    assert predicted_over([], quadratic, 16, budget=0.0, free=0, repeats=3) is None
     two = done + [{"n": 32, "seconds": 2.0, "peak_bytes": 200}]  # grew linearly: predicts 4 s, not 8 s, at 64
-    assert predicted_over(two, quadratic, 64, budget=21.0, free=10**9, runs=5) is None
+    assert predicted_over(two, quadratic, 64, budget=21.0, **fits) is None
+    long = [{"n": 16, "seconds": 6.0, "peak_bytes": 100}]  # 24 s at 32: timed once, so 3 runs, 72 s
+    assert predicted_over(long, quadratic, 32, budget=80.0, **fits) is None
 
 
 def test_scaling_runs_and_writes_every_figure(tmp_path):

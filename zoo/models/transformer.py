@@ -24,9 +24,9 @@ from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_drop
                              normal_embedding)
 from zoo.models.positions import POSITIONS, ALiBi, Rotary, TablePositions
 
-# Not cuDNN's attention, which PyTorch tries first for masked calls on recent GPUs: it builds an execution plan for
-# every new shape, 0.4-0.5 s each (experiments/sdpa_first_calls.py), and token-budget batches bring a new shape
-# almost every step.
+# Not cuDNN's attention, which PyTorch 2.11 tries first for masked calls on an H200: it builds an execution plan for
+# every new shape, 0.13 s forward and backward against 0.5 ms for the call itself (experiments/sdpa_first_calls.py),
+# and token-budget batches bring new shapes step after step.
 FUSED_KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
