@@ -90,6 +90,13 @@ def test_the_written_out_gradient_is_autograds(dtype, monkeypatch):
     assert ours.grad.dtype == dtype and (ours.grad[1, 4:] == 0).all()  # pad positions get no gradient
 
 
+def test_rows_are_taken_in_blocks_on_the_cpu_only():
+    """Blocks keep the CPU's fp32 copies in cache; on a GPU each block would only add kernel launches."""
+    on_cpu = SmoothedCrossEntropy.blocks(16800, 8000, torch.device("cpu"))
+    assert len(on_cpu) == 129 and on_cpu[0] == slice(0, 131) and on_cpu[-1].stop >= 16800
+    assert SmoothedCrossEntropy.blocks(16800, 8000, torch.device("cuda")) == [slice(0, 16800)]
+
+
 def test_the_fused_loss_passes_gradcheck():
     logits = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)
     target = torch.randint(0, 9, (3, 4))

@@ -28,7 +28,7 @@ def label_smoothed_nll(logits: Tensor, target: Tensor, *, pad_id: int, epsilon: 
 
 class SmoothedCrossEntropy(torch.autograd.Function):
     """Per-row label-smoothed cross-entropy of logits (N, V), and its gradient p - q (softmax minus the smoothed
-    target) written directly. Rows are taken a block at a time, so the fp32 copies stay in cache: on CPU the
+    target) written directly. On the CPU rows are taken a block at a time, so the fp32 copies stay in cache: the
     (N, V) output layer costs as much memory traffic as the rest of the step, and autograd through log_softmax,
     gather and sum made five fp32 passes over it where this makes two reads and one write of the logits."""
 
@@ -39,7 +39,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         N, V = logits.shape
         dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32, or fp64 for fp64 logits
         lse, picked, summed = (logits.new_empty(N, dtype=dtype) for _ in range(3))  # (N,) each
-        for r in SmoothedCrossEntropy.blocks(N, V):
+        for r in SmoothedCrossEntropy.blocks(N, V, logits.device):
             x = logits[r].to(dtype)  # (n, V)
             lse[r] = torch.logsumexp(x, -1)  # log Σ_v exp x_v
             picked[r] = x.gather(-1, target[r].unsqueeze(-1)).squeeze(-1)  # x_y
@@ -55,7 +55,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         logits, target, lse = ctx.saved_tensors
         N, V = logits.shape
         off_target, grad = ctx.epsilon / (V - 1), torch.empty_like(logits)  # q_v for v ≠ y, pad; (N, V)
-        for r in SmoothedCrossEntropy.blocks(N, V):
+        for r in SmoothedCrossEntropy.blocks(N, V, logits.device):
             p = (logits[r].to(lse.dtype) - lse[r].unsqueeze(-1)).exp_()  # (n, V) softmax
             p -= off_target
             p[:, ctx.pad_id] += off_target  # q_pad = 0
@@ -64,8 +64,10 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         return grad, None, None, None
 
     @staticmethod
-    def blocks(N: int, V: int) -> list[slice]:
-        n = max(1, SmoothedCrossEntropy.BLOCK // V)
+    def blocks(N: int, V: int, device: torch.device) -> list[slice]:
+        """Off the CPU one block: each block is several kernel launches, and on an H200 the CPU's 130 blocks of a
+        16k-token batch cost a third of a Transformer-base step (experiments/results/bench/gpu_profile.md)."""
+        n = max(1, SmoothedCrossEntropy.BLOCK // V) if device.type == "cpu" else N
         return [slice(i, i + n) for i in range(0, N, n)]
 
 
