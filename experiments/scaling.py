@@ -5,15 +5,19 @@ sequence length n.
     python experiments/scaling.py --preset gpu --device cuda    # width 512, batch 64, n = 16 .. 4096
 
 All three architectures at one width with one layer each way, the textbook table's comparison of one layer with
-another (and about as many parameters); source and target both n tokens, n doubling. For each n it measures, in bf16 autocast as runs train:
+another (and about as many parameters); source and target both n tokens, n doubling. For each n it measures, in bf16
+autocast as runs train:
 - a training step on B pairs: forward, label-smoothed loss, backward, fused Adam;
 - greedy decoding of n tokens from n-token sources, EOS barred so that every row runs all n steps; the Transformer
   with its key/value cache (the zoo's `greedy_search`) and without it (the whole prefix recomputed at each step).
+Times are per target token (each with its source token): a training step's over B·n, decoding's per generated token.
 Time: after a warm-up, the median of --repeats runs, or of as many as fill a second (up to 50), or of one run where
-the warm-up took over 10 s. Memory: the most tensor memory the run holds at once above what
-was allocated before it (model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU.
-FLOPs: the models' own `forward_flops`. A length whose time or memory, extrapolated from the shorter ones, would
-exceed --budget or the free memory is skipped, and so are the longer ones of that phase; so is one that fails. Writes scaling.json (every figure), scaling.md and scaling.png.
+the warm-up took over 10 s. Memory: the most tensor memory the run holds at once above what was allocated before it
+(model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU. FLOPs: the models' own
+`forward_flops` and `decode_flops`. A length whose time or memory, extrapolated from the shorter ones, would exceed
+--budget or the free memory is skipped, and so are the longer ones of that phase; so is one that fails (and the
+script then exits with an error, after writing its results). Writes scaling.json (every figure), scaling.md and
+scaling.png.
 """
 from __future__ import annotations
 
@@ -22,12 +26,14 @@ import json
 import math
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -75,8 +81,9 @@ def theory(arch: str, phase: str, explicit_attention: bool) -> tuple[int, int]:
     but Bahdanau's training keeps tanh(W_a s + U_a h), (B, S, A), for every step; the Transformer's n x n weights
     are stored where attention is computed as written (the CPU path), and never with fused kernels."""
     quadratic_weights = 2 if explicit_attention else 1
-    return {("gru", "train"): (1, 1), ("attention", "train"): (2, 2), ("transformer", "train"): (2, quadratic_weights),
-            ("gru", "decode"): (1, 1), ("attention", "decode"): (2, 1), ("transformer", "decode"): (2, quadratic_weights),
+    return {("gru", "train"): (1, 1), ("attention", "train"): (2, 2),
+            ("transformer", "train"): (2, quadratic_weights), ("gru", "decode"): (1, 1),
+            ("attention", "decode"): (2, 1), ("transformer", "decode"): (2, quadratic_weights),
             ("transformer", "decode, no cache"): (3, quadratic_weights)}[arch, phase]
 
 
@@ -112,9 +119,11 @@ class PeakMemory(TorchDispatchMode):
 
 
 class Bench:
+    """Measures one architecture, phase and length at a time on `device`, with fresh random batches of B pairs."""
+
     def __init__(self, device: torch.device, *, width: int, batch: int, vocab: int, max_len: int, repeats: int):
         self.device, self.width, self.batch, self.vocab, self.max_len = device, width, batch, vocab, max_len
-        self.repeats = repeats
+        self.repeats, self.parameters = repeats, {}  # parameters: arch -> count, of the models measured
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
 
     def sync(self) -> None:
@@ -148,8 +157,7 @@ class Bench:
     def free_bytes(self) -> int:
         if self.device.type == "cuda":
             return torch.cuda.mem_get_info(self.device)[0]
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+        return psutil.virtual_memory().available
 
     def batch_of(self, n: int) -> dict:
         """B random pairs of n source and n target tokens, no padding."""
@@ -182,7 +190,7 @@ class Bench:
                                         max_len_b=n)
                 if any(len(row) != n for row in out):
                     raise RuntimeError(f"greedy search stopped before {n} tokens")
-            return run, self.batch * int(net.forward_flops(n, n))  # (the teacher-forced count, see flops())
+            return run, self.batch * int(net.decode_flops(n, n))
 
         def run():
             with torch.no_grad(), self.autocast:
@@ -194,6 +202,7 @@ class Bench:
     def measure(self, arch: str, phase: str, n: int) -> dict:
         torch.manual_seed(0)
         net = build(arch, width=self.width, vocab=self.vocab, max_len=self.max_len).to(self.device)
+        self.parameters[arch] = sum(p.numel() for p in net.parameters())
         if phase != "train":
             with torch.no_grad():
                 net.decoder.out.bias[EOS] = -1e4  # EOS never wins: every row decodes n tokens
@@ -231,7 +240,7 @@ def crossover(a: dict[int, float], b: dict[int, float]) -> dict:
             "a_faster_at": [n for n, g in zip(lengths, gaps) if g < 0]}
 
 
-def summarize(rows: list[dict], explicit_attention: bool, nets: dict[str, EncoderDecoder]) -> dict:
+def summarize(rows: list[dict], explicit_attention: bool) -> dict:
     """The fitted exponents beside the theory and the FLOP count, and the Transformer's crossovers with the RNNs."""
     ok = [r for r in rows if r["status"] == "ok"]
     exponents = {}
@@ -253,8 +262,7 @@ def summarize(rows: list[dict], explicit_attention: bool, nets: dict[str, Encode
             if ("transformer", transformer_phase) in per_token and (rnn, rnn_phase) in per_token:
                 crossovers[f"transformer {transformer_phase} vs {rnn} {rnn_phase}"] = crossover(
                     per_token["transformer", transformer_phase], per_token[rnn, rnn_phase])
-    return {"exponents": exponents, "crossovers": crossovers,
-            "parameters": {arch: sum(p.numel() for p in net.parameters()) for arch, net in nets.items()}}
+    return {"exponents": exponents, "crossovers": crossovers}
 
 
 def predicted_over(done: list[dict], exponents: tuple[int, int], n: int, budget: float, free: int,
@@ -294,7 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         write_views(json.loads((args.redraw / "scaling.json").read_text()), args.redraw)
         return
     preset = PRESETS[args.preset]
-    lengths, budget = sorted(args.lengths or preset["lengths"]), args.budget or preset["budget"]
+    lengths = sorted(args.lengths or preset["lengths"])
+    budget = preset["budget"] if args.budget is None else args.budget
+    if len(set(lengths)) != len(lengths) or lengths[0] < 2:
+        parser.error(f"--lengths ({' '.join(map(str, lengths))}) must be different numbers, each at least 2")
     if (args.out / "scaling.json").exists():
         sys.exit(f"error: {args.out / 'scaling.json'} already exists; choose another --out")
     device = torch.device(args.device)
@@ -332,21 +343,39 @@ def main(argv: list[str] | None = None) -> None:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    nets = {arch: build(arch, width=bench.width, vocab=bench.vocab, max_len=bench.max_len) for arch in ARCHS}
-    record = {"rows": rows, **summarize(rows, explicit_attention, nets),
+    record = {"rows": rows, **summarize(rows, explicit_attention), "parameters": bench.parameters,
               "settings": {"preset": args.preset, "width": bench.width, "batch": bench.batch, "vocab": bench.vocab,
-                           "lengths": lengths, "repeats": args.repeats, "budget_s": budget, "precision": "bf16 autocast",
+                           "lengths": lengths, "repeats": args.repeats, "budget_s": budget,
+                           "precision": "bf16 autocast",
                            "attention": "as written (n x n weights stored)" if explicit_attention
                            else "fused kernels (F.scaled_dot_product_attention)"},
               "machine": {"device": device_name(device), "torch": torch.__version__,
                           "python": platform.python_version(), "threads": torch.get_num_threads(),
                           "matmul_peak_gflops": peak_flops / 1e9},
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["python", *([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))])}
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit(),
+              "command": " ".join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])}
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "scaling.json", "x") as f:
         json.dump(record, f, indent=1)
     write_views(record, args.out)
+    failed = {}  # (arch, phase) -> the length that failed (the longer ones were skipped)
+    for r in rows:
+        if r["status"].startswith("skipped: failed"):
+            failed.setdefault((r["arch"], r["phase"]), r["n"])
+    if failed:
+        where = "; ".join(f"{arch}, {phase} at n = {n}" for (arch, phase), n in failed.items())
+        sys.exit(f"error: measurements failed ({where}); their errors are in {args.out / 'scaling.json'}")
+
+
+def commit() -> str | None:
+    """The code's git commit, marked "-dirty" with uncommitted changes; None outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def write_views(record: dict, out: Path) -> None:
@@ -365,7 +394,8 @@ def markdown(record: dict) -> str:
     cells = {(r["arch"], r["phase"], r["n"]): r for r in record["rows"]}
     lines = [f"Scaling with sequence length: {m['device']}, torch {m['torch']}, {record['date'][:10]}.",
              f"`{record['command']}`: width {s['width']}, batch {s['batch']}, vocabulary {s['vocab']}, "
-             f"{s['precision']}, attention {s['attention']}; the median of at least {s['repeats']} runs.", ""]
+             f"{s['precision']}, attention {s['attention']}; the median of at least {s['repeats']} runs, or one run where the "
+             "warm-up took over 10 s (`runs` in scaling.json).", ""]
 
     def table(title: str, value) -> None:
         lines.extend([f"**{title}**", "", "| n | " + " | ".join(f"{a}, {p}" for a, p in columns) + " |",
@@ -375,7 +405,8 @@ def markdown(record: dict) -> str:
             lines.append(f"| {n} | " + " | ".join(value(r) if r["status"] == "ok" else "-" for r in row) + " |")
         lines.append("")
 
-    table("Time per token (µs): training step per source+target position; decoding per generated token",
+    table("Time per target token (µs): a training step's, each target token with its source token; decoding's, "
+          "per generated token",
           lambda r: f"{1e6 * r['per_token_s']:.3g}")
     table(f"Achieved GFLOP/s (forward_flops; the matrix-multiply peak here is {m['matmul_peak_gflops']:,.0f})",
           lambda r: f"{r['flops_per_s'] / 1e9:.3g}")

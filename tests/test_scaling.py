@@ -77,6 +77,7 @@ def test_a_length_that_would_not_fit_is_skipped():
     assert predicted_over(long, quadratic, 32, budget=80.0, **fits) is None
 
 
+@pytest.mark.slow
 def test_scaling_runs_and_writes_every_figure(tmp_path):
     out = tmp_path / "tiny"
     command = [sys.executable, "experiments/scaling.py", "--preset", "tiny", "--repeats", "1", "--out", str(out)]
@@ -92,12 +93,13 @@ def test_scaling_runs_and_writes_every_figure(tmp_path):
         assert row["flops_per_s"] == pytest.approx(row["flops"] / row["seconds"])
     net = build("transformer", width=preset["width"], vocab=preset["vocab"], max_len=16)
     assert rows["transformer", "train", 16]["flops"] == 3 * preset["batch"] * net.forward_flops(16, 16)
-    assert rows["transformer", "decode", 16]["flops"] == preset["batch"] * net.forward_flops(16, 16)
+    assert rows["transformer", "decode", 16]["flops"] == preset["batch"] * net.decode_flops(16, 16)
     no_cache = net.forward_flops(16, 0) + sum(net.forward_flops(16, t) - net.forward_flops(16, 0) for t in range(1, 17))
-    assert rows["transformer", "decode, no cache", 16]["flops"] == preset["batch"] * no_cache
+    assert rows["transformer", "decode, no cache", 16]["flops"] == preset["batch"] * no_cache  # every prefix again
     assert len(record["exponents"]) == 7 and len(record["crossovers"]) == 6
     assert math.isclose(record["exponents"]["gru, train"]["flops"], 1.0, abs_tol=0.05)  # d² work per token
     assert {"device", "torch", "matmul_peak_gflops"} <= set(record["machine"]) and record["date"]
+    assert record["commit"] and set(record["parameters"]) == {"gru", "attention", "transformer"}
     assert (out / "scaling.png").stat().st_size > 0 and "| 16 |" in (out / "scaling.md").read_text()
 
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -106,3 +108,21 @@ def test_scaling_runs_and_writes_every_figure(tmp_path):
     subprocess.run([sys.executable, "experiments/scaling.py", "--redraw", str(out)], cwd=ROOT, check=True,
                    capture_output=True, timeout=120)
     assert "| 16 |" in (out / "scaling.md").read_text()
+
+
+def test_a_phase_stops_at_the_first_length_over_the_budget(tmp_path):
+    out = tmp_path / "budget"
+    subprocess.run([sys.executable, "experiments/scaling.py", "--preset", "tiny", "--repeats", "1", "--lengths", "4",
+                    "8", "16", "--budget", "1e-9", "--out", str(out)], cwd=ROOT, check=True, capture_output=True,
+                   timeout=300)
+    rows = json.loads((out / "scaling.json").read_text())["rows"]
+    assert [r["status"] for r in rows if r["n"] == 4] == ["ok"] * 7  # nothing to extrapolate from yet
+    assert {r["status"] for r in rows if r["n"] > 4} == {"skipped: over the time budget (0 s)"}
+
+
+@pytest.mark.parametrize("lengths", [["8", "8"], ["1", "8"]])
+def test_lengths_are_checked(lengths, tmp_path):
+    run = subprocess.run([sys.executable, "experiments/scaling.py", "--preset", "tiny", "--lengths", *lengths,
+                          "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--lengths" in run.stderr.splitlines()[-1]
+    assert not (tmp_path / "x").exists()

@@ -67,7 +67,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
     def blocks(N: int, V: int, device: torch.device) -> list[slice]:
         """Off the CPU one block: each block is several kernel launches, and on an H200 the CPU's 130 blocks of a
         16k-token batch cost a third of a Transformer-base step (experiments/results/bench/gpu_profile.md)."""
-        n = max(1, SmoothedCrossEntropy.BLOCK // V) if device.type == "cpu" else N
+        n = max(1, SmoothedCrossEntropy.BLOCK // V) if device.type == "cpu" else max(N, 1)
         return [slice(i, i + n) for i in range(0, N, n)]
 
 

@@ -148,8 +148,8 @@ def scaling_figure(record: dict):
                  "color": ZOO_COLORS[arch], "label": f"{arch}, {phase}"}
         time_ax.plot([r["n"] for r in rs], [1e6 * r["per_token_s"] for r in rs], **style)
         memory_ax.plot([r["n"] for r in rs], [r["peak_bytes"] / 2**20 for r in rs], **style)
-    time_ax.set(ylabel="µs per token", title="time per token: a training step's per source+target position,\n"
-                "decoding's per generated token")
+    time_ax.set(ylabel="µs per target token", title="time per target token: a training step's (each with its\n"
+                "source token), decoding's per generated token")
     memory_ax.set(ylabel="MiB", title="peak memory of a training step or a decoding run,\nabove the model and "
                   "optimizer state")
     for ax in (time_ax, memory_ax):

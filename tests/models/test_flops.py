@@ -1,11 +1,12 @@
 """EncoderDecoder.forward_flops: by hand for one tiny model of each architecture, against PyTorch's own count of a
-real forward pass, and for tensors of lengths."""
+real forward pass, and for tensors of lengths; decode_flops against PyTorch's count of greedy search."""
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from tests.conftest import build
+from tests.conftest import BOS, EOS, build
+from zoo.decoding import greedy_search
 from zoo.models import AttentionEncoderDecoder, GRUEncoderDecoder, Transformer
 from zoo.models.positions import POSITIONS
 
@@ -71,6 +72,22 @@ def test_forward_flops_are_what_pytorch_counts(arch, options):
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(src, torch.ones_like(src, dtype=torch.bool), tgt_in)
     assert counter.get_total_flops() == model.forward_flops(9, 6)
+
+
+@pytest.mark.parametrize("arch,options", MODELS)
+def test_decode_flops_are_what_pytorch_counts_in_greedy_search(arch, options):
+    """Step by step, the Transformer's causal self-attention covers the cached keys only, the half of the T×T
+    product that the teacher-forced pass also computes masked; the RNNs' steps do what their parallel pass does."""
+    model = build(arch, **options).eval()
+    with torch.no_grad():
+        model.decoder.out.bias[EOS] = -1e4  # EOS never wins: all 6 steps run
+    src = torch.randint(4, 20, (1, 9))  # (1, S)
+    with FlopCounterMode(display=False) as counter:
+        out = greedy_search(model, src, torch.ones_like(src, dtype=torch.bool), bos_id=BOS, eos_id=EOS,
+                            max_len_a=0.0, max_len_b=6)
+    assert len(out[0]) == 6
+    assert counter.get_total_flops() == model.decode_flops(9, 6)
+    assert (model.decode_flops(9, 6) < model.forward_flops(9, 6)) == (arch == "transformer")
 
 
 @pytest.mark.parametrize("arch", ["gru", "attention", "transformer"])

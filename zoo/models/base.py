@@ -12,6 +12,7 @@ and, for looking at and measuring a model:
 
     model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   weights over the source, if the model has them
     model.forward_flops(src_len, tgt_len)   -> matrix-multiply FLOPs of one forward pass of one sentence pair
+    model.decode_flops(src_len, tgt_len)    -> the same for decoding tgt_len tokens one `step` at a time
 
 Conventions, everywhere in the zoo: tensors are batch-first; masks are boolean with True = real token, shape (B, S);
 the pad id comes from the vocabulary and is handed to the model's constructor.
@@ -103,6 +104,11 @@ class EncoderDecoder(nn.Module, ABC):
         projection over the whole vocabulary, attention scores and weighted sums; not embedding lookups,
         element-wise ops, norms, softmax or biases. Plain arithmetic, so integer tensors (B,) give one count per
         pair."""
+
+    def decode_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """FLOPs, counted as `forward_flops` counts them, of `init_state` and tgt_len decoder steps: the products
+        of the teacher-forced pass, one position at a time, unless a decoder's steps do less than its parallel pass."""
+        return self.forward_flops(src_len, tgt_len)
 
 
 def check_positive(**values: int | float) -> None:

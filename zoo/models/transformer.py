@@ -56,10 +56,10 @@ def scaled_dot_product(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None
     attn_mask broadcasts to (B, H, T, S): boolean, True = may attend, or additive (with any causality folded in).
     `causal`: the T queries are the last T of the S positions, and each sees the keys up to its own.
 
-    `fused` (the default off the CPU): PyTorch's fused kernels (flash, memory-efficient), which never store the
-    T×S weights. Otherwise the formula as written, in bf16 products with an fp32 softmax: on CPU it runs 2-5x
-    faster than those kernels at sentence lengths, forward and backward, and 5x faster for a decoding step's one
-    query against the cache (experiments/bench.py)."""
+    `fused` (the default off the CPU): PyTorch's fused kernels, flash or memory-efficient, which never store the
+    T×S weights (its plain formula where neither applies). Otherwise the formula as written, in bf16 products with
+    an fp32 softmax: on CPU it runs 2-5x faster than those kernels at sentence lengths, forward and backward, and 5x
+    faster for a decoding step's one query against the cache (experiments/bench.py)."""
     T, S = q.size(2), k.size(2)
     causal = causal and T > 1  # one new query may see the whole cache
     if fused if fused is not None else q.device.type != "cpu":
@@ -300,3 +300,9 @@ class Transformer(EncoderDecoder):
         encoder = S * (8 * D * D + 4 * D * d_ff) + 4 * S * S * D
         decoder = T * (12 * D * D + 4 * D * d_ff) + 4 * S * D * D + 4 * T * T * D + 4 * T * S * D
         return len(self.encoder.layers) * encoder + len(self.decoder.layers) * decoder + 2 * T * D * V
+
+    def decode_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
+        """The step at position t attends to the t cached keys only, so causal self-attention costs 2·2·D·t a step,
+        2·T·(T+1)·D in all instead of forward_flops' full 4·T²·D: 2·T·(T-1)·D fewer a decoder layer."""
+        T, D = tgt_len, self.decoder.out.in_features
+        return self.forward_flops(src_len, tgt_len) - len(self.decoder.layers) * 2 * T * (T - 1) * D
