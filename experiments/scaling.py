@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--lengths ({' '.join(map(str, lengths))}) must be different numbers, each at least 2")
     if (args.out / "scaling.json").exists():
         sys.exit(f"error: {args.out / 'scaling.json'} already exists; choose another --out")
+    code = commit()  # before measuring: what ran, whatever changes meanwhile
     device = torch.device(args.device)
     bench = Bench(device, width=preset["width"], batch=preset["batch"], vocab=preset["vocab"],
                   max_len=max(lengths), repeats=args.repeats)
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
               "machine": {"device": device_name(device), "torch": torch.__version__,
                           "python": platform.python_version(), "threads": torch.get_num_threads(),
                           "matmul_peak_gflops": peak_flops / 1e9},
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit(),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": code,
               "command": " ".join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])}
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "scaling.json", "x") as f:
