@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     budget = preset["budget"] if args.budget is None else args.budget
     if len(set(lengths)) != len(lengths) or lengths[0] < 2:
         parser.error(f"--lengths ({' '.join(map(str, lengths))}) must be different numbers, each at least 2")
+    if args.repeats < 1:
+        parser.error(f"--repeats ({args.repeats}) must be at least 1")
     if (args.out / "scaling.json").exists():
         sys.exit(f"error: {args.out / 'scaling.json'} already exists; choose another --out")
     code = commit()  # before measuring: what ran, whatever changes meanwhile
