@@ -11,13 +11,13 @@ autocast as runs train:
 - greedy decoding of n tokens from n-token sources, EOS barred so that every row runs all n steps; the Transformer
   with its key/value cache (the zoo's `greedy_search`) and without it (the whole prefix recomputed at each step).
 Times are per target token (each with its source token): a training step's over B·n, decoding's per generated token.
-Time: after a warm-up, the median of --repeats runs, or of as many as fill a second (up to 50), or of one run where
-the warm-up took over 10 s. Memory: the most tensor memory the run holds at once above what was allocated before it
-(model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU. FLOPs: the models' own
-`forward_flops` and `decode_flops`. A length whose time or memory, extrapolated from the shorter ones, would exceed
---budget or the free memory is skipped, and so are the longer ones of that phase; so is one that fails (and the
-script then exits with an error, after writing its results). Writes scaling.json (every figure), scaling.md and
-scaling.png.
+Time: after a warm-up, the median of --repeats runs, or of as many as fill a second (the preset's `fill`; up to 50),
+or of one run where the warm-up took over 10 s. Memory: the most tensor memory the run holds at once above what was
+allocated before it (model, optimizer state): the allocator's statistics on CUDA, `PeakMemory` on the CPU. FLOPs:
+the models' own `forward_flops` and `decode_flops`. A length whose time or memory, extrapolated from the shorter
+ones, would exceed --budget or the free memory is skipped, and so are the longer ones of that phase; so is one that
+fails (and the script then exits with an error, after writing its results). Writes scaling.json (every figure),
+scaling.md and scaling.png.
 """
 from __future__ import annotations
 
@@ -49,10 +49,13 @@ from zoo.module import label_smoothed_nll  # noqa: E402
 from zoo.plots import scaling_figure  # noqa: E402
 
 PAD, BOS, EOS = 0, 1, 2
-PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source), seconds allowed per measurement
-    "cpu": {"width": 256, "batch": 8, "lengths": [16 * 2**i for i in range(7)], "vocab": 1000, "budget": 90},
-    "gpu": {"width": 512, "batch": 64, "lengths": [16 * 2**i for i in range(9)], "vocab": 1000, "budget": 60},
-    "tiny": {"width": 32, "batch": 2, "lengths": [4, 8, 16], "vocab": 50, "budget": 60},
+PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source), seconds allowed per measurement,
+    # seconds that the timed runs of a short measurement fill at least
+    "cpu": {"width": 256, "batch": 8, "lengths": [16 * 2**i for i in range(7)], "vocab": 1000, "budget": 90,
+            "fill": 1.0},
+    "gpu": {"width": 512, "batch": 64, "lengths": [16 * 2**i for i in range(9)], "vocab": 1000, "budget": 60,
+            "fill": 1.0},
+    "tiny": {"width": 32, "batch": 2, "lengths": [4, 8, 16], "vocab": 50, "budget": 60, "fill": 0.0},
 }
 ARCHS = ("gru", "attention", "transformer")
 LONG_RUN_S = 10  # a run this long is timed once: it varies little
@@ -121,9 +124,10 @@ class PeakMemory(TorchDispatchMode):
 class Bench:
     """Measures one architecture, phase and length at a time on `device`, with fresh random batches of B pairs."""
 
-    def __init__(self, device: torch.device, *, width: int, batch: int, vocab: int, max_len: int, repeats: int):
+    def __init__(self, device: torch.device, *, width: int, batch: int, vocab: int, max_len: int, repeats: int,
+                 fill: float = 1.0):
         self.device, self.width, self.batch, self.vocab, self.max_len = device, width, batch, vocab, max_len
-        self.repeats, self.parameters = repeats, {}  # parameters: arch -> count, of the models measured
+        self.repeats, self.fill, self.parameters = repeats, fill, {}  # parameters: arch -> count, of those measured
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
 
     def sync(self) -> None:
@@ -211,7 +215,7 @@ class Bench:
         run()  # warm-up: kernel choice, caches, the optimizer's state
         self.sync()
         warm_up = time.perf_counter() - start
-        repeats = 1 if warm_up > LONG_RUN_S else max(self.repeats, min(50, math.ceil(1.0 / warm_up)))  # short: noisy
+        repeats = 1 if warm_up > LONG_RUN_S else max(self.repeats, min(50, math.ceil(self.fill / warm_up)))
         peak = self.peak_bytes(run)
         seconds = self.seconds(run, repeats)
         per_sequence = seconds / self.batch
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     code = commit()  # before measuring: what ran, whatever changes meanwhile
     device = torch.device(args.device)
     bench = Bench(device, width=preset["width"], batch=preset["batch"], vocab=preset["vocab"],
-                  max_len=max(lengths), repeats=args.repeats)
+                  max_len=max(lengths), repeats=args.repeats, fill=preset["fill"])
     explicit_attention = device.type == "cpu"  # scaled_dot_product's default: the formula as written on the CPU
     print(f"{device_name(device)}; torch {torch.__version__}; width {bench.width}, batch {bench.batch}, "
           f"n = {', '.join(map(str, lengths))}", flush=True)
@@ -397,8 +401,8 @@ def markdown(record: dict) -> str:
     cells = {(r["arch"], r["phase"], r["n"]): r for r in record["rows"]}
     lines = [f"Scaling with sequence length: {m['device']}, torch {m['torch']}, {record['date'][:10]}.",
              f"`{record['command']}`: width {s['width']}, batch {s['batch']}, vocabulary {s['vocab']}, "
-             f"{s['precision']}, attention {s['attention']}; the median of at least {s['repeats']} runs, or one run where the "
-             "warm-up took over 10 s (`runs` in scaling.json).", ""]
+             f"{s['precision']}, attention {s['attention']}; the median of at least {s['repeats']} runs, or one run "
+             "where the warm-up took over 10 s (`runs` in scaling.json).", ""]
 
     def table(title: str, value) -> None:
         lines.extend([f"**{title}**", "", "| n | " + " | ".join(f"{a}, {p}" for a, p in columns) + " |",

@@ -10,7 +10,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-from scaling import PHASES, PRESETS, PeakMemory, build, crossover, fit_exponent, predicted_over  # noqa: E402
+from scaling import (PHASES, PRESETS, PeakMemory, build, crossover, fit_exponent, main,  # noqa: E402
+                     predicted_over)
 
 
 def test_peak_memory_counts_what_is_alive_at_once():
@@ -121,8 +122,8 @@ def test_a_phase_stops_at_the_first_length_over_the_budget(tmp_path):
 
 
 @pytest.mark.parametrize("lengths", [["8", "8"], ["1", "8"]])
-def test_lengths_are_checked(lengths, tmp_path):
-    run = subprocess.run([sys.executable, "experiments/scaling.py", "--preset", "tiny", "--lengths", *lengths,
-                          "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "--lengths" in run.stderr.splitlines()[-1]
+def test_lengths_are_checked(lengths, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--preset", "tiny", "--lengths", *lengths, "--out", str(tmp_path / "x")])
+    assert stopped.value.code == 2 and "--lengths" in capsys.readouterr().err.splitlines()[-1]
     assert not (tmp_path / "x").exists()
