@@ -27,13 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from zoo.data import preprocess
 from zoo.data.preprocess import DataWarning, Settings
-from zoo.data.text import Source, sha256
+from zoo.data.text import DataError, Source, sha256
 from zoo.data.tokenizer import Tokenizer
 
-VERSION = 1
+# Raised whenever the same inputs would be preprocessed differently (2: byte-order marks dropped, control characters
+# refused), so that no cache made by the older code is reused.
+VERSION = 2
 
 
 def cache_dir_for(root: Path, name: str, fingerprint: dict, settings: Settings) -> Path:
@@ -137,3 +140,36 @@ class Corpus:
             if name != "train":
                 texts[name] = [tuple(p) for p in json.loads((path / f"{name}.text.json").read_text())]
         return cls(src_tok, tgt_tok, ids, texts, meta["splits"])
+
+    def check_fits(self, source: Source, max_positions: int | None, *, max_len_a: float, max_len_b: int) -> None:
+        """Refuse, before any training, a pair that a model of `max_positions` positions (None: any) cannot take:
+        a source longer than that; a target that with its BOS is longer, in train and val (the loss is
+        teacher-forced); a translation whose length limit (max_len_a * source length + max_len_b, as decoding
+        computes it) with its BOS is longer, in any split (evaluation splits are decoded whole, never filtered, and
+        training pairs may be decoded too). The DataError names the first such line; `source` is read for the
+        file names then, not before."""
+        if max_positions is None:
+            return
+        for name, split in self.ids.items():
+            src_len, tgt_len = split.lengths  # (N,) each
+            limit = (torch.as_tensor(src_len) * max_len_a + max_len_b).long().numpy()  # (N,) as decoding.length_limits
+            needs = {"source": src_len, "target": tgt_len + 1, "translation": limit + 1}  # positions each pair needs
+            if name not in ("train", "val"):
+                del needs["target"]  # a test target is a reference, never fed to the model
+            over = np.logical_or.reduce([need > max_positions for need in needs.values()])  # (N,)
+            if not over.any():
+                continue
+            i = int(over.argmax())
+            what = next(what for what, need in needs.items() if need[i] > max_positions)
+            text = source.text_splits()[name]
+            where = f"{text.tgt_name if what == 'target' else text.src_name}:{split.lines[i]}"
+            S, T, L = int(src_len[i]), int(tgt_len[i]), int(limit[i])
+            problem = {"source": f"the source has {S} tokens",
+                       "target": f"the target has {T} tokens, {T + 1} with BOS",
+                       "translation": f"its {S} source tokens allow a translation of {L} tokens (decode.max_len_a "
+                                      f"* {S} + decode.max_len_b), {L + 1} with BOS"}[what]
+            fix = ("data.preprocess.max_len drops long training pairs" if name == "train" else
+                   f"{name} is scored whole, so shorten or remove the line"
+                   + (", or lower decode.max_len_a or decode.max_len_b" if what == "translation" else ""))
+            more = f" (and {over.sum() - 1} more pairs of {name})" if over.sum() > 1 else ""
+            raise DataError(f"{where}: {problem}, more than the model's max_positions ({max_positions}){more}; {fix}")

@@ -1,13 +1,20 @@
 """Reading parallel text: aligned file pairs (plain or .gz) and two-column TSV files, one pair per line.
 
 Every problem is reported as a `DataError` naming the file and the line, when it is met: a missing or empty file,
-a damaged gzip file, invalid UTF-8, files of different lengths, a TSV row without exactly two fields. Empty lines
-are passed on, with their line number, for the preprocessing to drop (and count) or refuse.
+a damaged gzip file, invalid UTF-8, a control character, files of different lengths, a TSV row without exactly two
+fields. Empty lines are passed on, with their line number, for the preprocessing to drop (and count) or refuse.
+A byte-order mark that begins a file is dropped: it marks the encoding and is no part of the first line's text.
+
+Control characters are refused, as invalid UTF-8 is, rather than dropped with their pair, as empty lines are: they
+come from a damaged file or one in another encoding (UTF-16 reads as valid UTF-8 with a NUL every other byte), a
+fault in the whole file rather than in one pair. Those that are whitespace to `str.split` and to the tokenizers
+(tab, vertical tab, form feed, CR, U+001C-U+001F, NEL) are not refused: they separate words like spaces.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +25,8 @@ from typing import Protocol
 from zoo.errors import UserError
 
 Triple = tuple[int, str, str]  # (line number from 1, source, target)
+BOM = "\ufeff"
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")  # category Cc, less what str.isspace() accepts
 
 
 class DataError(UserError, ValueError):
@@ -85,12 +94,19 @@ def raw_lines(path: Path) -> Iterator[bytes]:
 
 
 def read_lines(path: Path) -> Iterator[str]:
-    """The lines of a UTF-8 text file, plain or gzipped, without their line endings."""
+    """The lines of a UTF-8 text file, plain or gzipped, without their line endings or a leading byte-order mark."""
     for n, raw in enumerate(raw_lines(path), 1):
         try:
-            yield raw.decode("utf-8").rstrip("\r\n")
+            line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}:{n}: invalid UTF-8 (byte {e.start + 1} of the line)") from None
+        if n == 1:
+            line = line.removeprefix(BOM)
+        if control := CONTROL.search(line):
+            code = ord(control.group())
+            raise DataError(f"{path}:{n}: control character U+{code:04X} (character {control.start() + 1} of the "
+                            f"line){'; is the file UTF-16?' if code == 0 else ''}")
+        yield line
 
 
 def read_aligned(src: Path, tgt: Path) -> Iterator[Triple]:

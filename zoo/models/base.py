@@ -13,6 +13,7 @@ and, for looking at and measuring a model:
     model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   weights over the source, if the model has them
     model.forward_flops(src_len, tgt_len)   -> matrix-multiply FLOPs of one forward pass of one sentence pair
     model.decode_flops(src_len, tgt_len)    -> the same for decoding tgt_len tokens one `step` at a time
+    model.max_positions                     -> the most tokens a source, or a target with its BOS, may have (None: any)
 
 Conventions, everywhere in the zoo: tensors are batch-first; masks are boolean with True = real token, shape (B, S);
 the pad id comes from the vocabulary and is handed to the model's constructor.
@@ -79,6 +80,8 @@ class Decoder(nn.Module, ABC):
 
 class EncoderDecoder(nn.Module, ABC):
     """An encoder and a decoder behind one interface; decoding, loss and metrics see only this class."""
+
+    max_positions: int | None = None  # no limit here: a recurrent network reads and writes any length
 
     def __init__(self, encoder: Encoder, decoder: Decoder):
         super().__init__()

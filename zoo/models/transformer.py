@@ -274,6 +274,7 @@ class Transformer(EncoderDecoder):
             TransformerDecoder(decoder_embed, [DecoderLayer(**layer) for _ in range(n_decoder_layers)],
                                final_norm(), out),
         )
+        self.max_positions = max_positions if positions in ("sinusoidal", "learned") else None  # rotary, alibi: any
 
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """The last decoder layer's cross-attention weights averaged over heads (B, T, S), recomputed for that layer
