@@ -1,20 +1,29 @@
-"""The sweep report on a tiny fake sweep: the table's means and spreads, sacrebleu's paired bootstrap, the plots,
-failed jobs, and the one-line error for a directory without runs."""
+"""The sweep report on a tiny fake sweep: every seed's value beside mean ± std, greedy beside beam, the convergence
+table, both paired tests between every pair of groups, the plots, failed jobs, results written before the schema grew,
+and the one-line errors."""
 import json
 import random
+import statistics
 import subprocess
 import sys
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
+from scipy.stats import binomtest
 
-from zoo.report import ReportError, load_runs, write_report
+from zoo import stats
+from zoo.metrics import corpus_scores
+from zoo.report import ReportError, cell, load_runs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
+RATES = {"gru": 0.6, "attention": 0.2, "transformer": 0.3}  # share of words corrupted: the quality we control
+SEEDS = (0, 1, 2)
+PRECISE = "attention trainer.precision=32-true"  # one seed only, and the best BLEU of all
 
 
 def sentences(n: int, seed: int) -> list[str]:
@@ -28,100 +37,243 @@ def corrupt(refs: list[str], rate: float, seed: int) -> list[str]:
     return [" ".join(w if rng.random() > rate else rng.choice(WORDS) for w in r.split()) for r in refs]
 
 
-def fake_results(model: str, seed: int, bleu: float, refs: list[str], hyps: list[str], alignment: bool) -> dict:
-    srcs = refs
-    by_len = [{"lo": 1, "hi": 10, "n": len(refs) - 5, "bleu": bleu + 5}, {"lo": 11, "hi": 20, "n": 5, "bleu": bleu}]
-    split = {"bleu": bleu, "bleu_lc": bleu, "chrf": bleu + 10, "exact_match": 1.0, "greedy_bleu": bleu, "n": len(refs),
-             "signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0", "by_src_len": by_len,
-             "samples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in zip(srcs, refs, hyps)]}
-    keep = {"gru": 0.2, "attention": 0.8, "transformer": 0.5}[model]  # of the in-range BLEU, beyond the training lengths
-    long = {**split, "bleu": keep * bleu, "by_src_len": [{"lo": 21, "hi": 30, "n": len(refs), "bleu": keep * bleu}]}
-    return {
+def figures(hyps: list[str], refs: list[str], hit_limit: float) -> dict:
+    """A decoding's figures as zoo/train.py writes them."""
+    score = BLEU().corpus_score(hyps, [refs])
+    return {**corpus_scores(hyps, refs), "len_ratio": score.sys_len / score.ref_len, "sys_len": score.sys_len,
+            "ref_len": score.ref_len, "hit_limit": hit_limit}
+
+
+def by_len(bleu: float, n: int, lo: int = 1) -> list[dict]:
+    return [{"lo": lo, "hi": lo + 9, "n": n - 5, "bleu": bleu + 5, "len_ratio": 0.97, "hit_limit": 0.0},
+            {"lo": lo + 10, "hi": lo + 19, "n": 5, "bleu": bleu, "len_ratio": 0.9, "hit_limit": 20.0}]
+
+
+def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy: list[str], alignment: bool,
+                 old: bool = False) -> dict:
+    """One run's results.json in the current schema, or (old) as runs wrote it before greedy figures, length
+    diagnostics, the fit sample and the convergence keys were kept."""
+    b, g = figures(beam, refs, 5.0), figures(greedy, refs, 10.0)
+    split = {**b, "by_src_len": by_len(b["bleu"], len(refs)),
+             "greedy": {**g, "by_src_len": by_len(g["bleu"], len(refs))},
+             "samples": [{"source": r, "reference": r, "hypothesis": h, "greedy": gh}
+                         for r, h, gh in zip(refs, beam, greedy)]}
+    keep = {"gru": 0.2, "attention": 0.8, "transformer": 0.5}[model]  # of the in-range BLEU, beyond training lengths
+    long = {**split, "bleu": keep * b["bleu"], "by_src_len": by_len(keep * b["bleu"], len(refs), lo=21)}
+    curve = [{"step": 5, "train_s": 30.0, "wall_s": 31.0, "bleu": b["bleu"] / 2, "fit_bleu": b["bleu"] / 2 + 1},
+             {"step": 10, "train_s": 60.0, "wall_s": 62.0, "bleu": b["bleu"], "fit_bleu": b["bleu"] + 1}]
+    results = {
         "model": model, "data": "toy", "params": 1000 + len(model), "seed": seed,
         "device": {"name": "test CPU", "type": "cpu", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0},
         "corpus": {"train_max_src_len": 20}, "test_splits": ["test", "test_long"], "test": split, "test_long": long,
-        "train": {"wall_s": 100.0 + seed, "steps": 10, "tokens_per_s": 1000.0 * (seed + 1),
-                  "tgt_tokens_per_s": 500.0, "mfu": 0.1, "flops_per_token": 1e6,
-                  "val_curve": [{"step": 5, "train_s": 30.0, "wall_s": 31.0, "bleu": bleu / 2},
-                                {"step": 10, "train_s": 60.0, "wall_s": 62.0, "bleu": bleu}]},
+        "fit": {"n": 50, "bleu": b["bleu"] + 1, "exact_match": 50.0 + seed, "len_ratio": 1.0, "hit_limit": 0.0,
+                "samples": split["samples"][:3]},
+        "train": {"wall_s": 100.0 + seed, "steps": 10, "tokens_per_s": 1000.0 * (seed + 1), "train_s": 90.0 + seed,
+                  "tgt_tokens_per_s": 500.0, "mfu": 0.1, "flops_per_token": 1e6, "val_curve": curve,
+                  "best_step": 10 - 5 * (seed == 2), "best_val_bleu": b["bleu"], "evaluated": "best",
+                  "stopped_early": seed == 2, "val_plateaued": seed != 0},
         "decode": {"greedy_tokens_per_s": 2000.0, "beam_tokens_per_s": 800.0}, "decoding": {"beam_size": 4},
         "memory": {"peak_mb": 300.0, "kind": "peak RSS"},
         "alignment": {"source": ["a", "b", "c"], "target": ["x", "y", "</s>"],
                       "weights": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]} if alignment else None,
-        "wandb": None,
+        "wandb": None, "overrides": [f"model={model}", f"seed={seed}"],
     }
+    return make_old(results) if old else results
 
 
-@pytest.fixture
-def sweep(tmp_path) -> tuple[Path, dict]:
-    """gru, attention and transformer, two seeds each, in Hydra's job-directory layout; one more job failed and
-    one was killed."""
-    refs = sentences(60, seed=0)
-    rates = {"gru": 0.6, "attention": 0.2, "transformer": 0.3}
+def make_old(results: dict) -> dict:
+    del results["fit"]
+    for key in ("best_step", "best_val_bleu", "evaluated", "stopped_early", "val_plateaued"):
+        del results["train"][key]
+    for point in results["train"]["val_curve"]:
+        del point["fit_bleu"]
+    for split in results["test_splits"]:
+        s = results[split]
+        s["greedy_bleu"] = s.pop("greedy")["bleu"]
+        for key in ("len_ratio", "sys_len", "ref_len", "hit_limit"):
+            del s[key]
+        s["by_src_len"] = [{k: v for k, v in b.items() if k in ("lo", "hi", "n", "bleu")} for b in s["by_src_len"]]
+        s["samples"] = [{k: v for k, v in x.items() if k != "greedy"} for x in s["samples"]]
+    return results
+
+
+def write_sweep(sweep_dir: Path, refs: list[str], old: bool = False) -> dict:
+    """gru, attention and transformer on three seeds, and one more attention run in fp32 on seed 0 alone, in Hydra's
+    job-directory layout; returns each run's (beam, greedy) hypotheses."""
+    jobs = [(model, seed, rate) for model, rate in RATES.items() for seed in SEEDS] + [("attention", 0, 0.0)]
     systems = {}
-    job = 0
-    for model, rate in rates.items():
-        for seed in (0, 1):
-            hyps = corrupt(refs, rate, seed=10 * job)
-            systems[model, seed] = hyps
-            bleu = BLEU().corpus_score(hyps, [refs]).score
-            (tmp_path / f"{job}_model={model},seed={seed}").mkdir()
-            results = fake_results(model, seed, bleu, refs, hyps, alignment=model != "gru")
-            (tmp_path / f"{job}_model={model},seed={seed}/results.json").write_text(json.dumps(results))
-            job += 1
-    (tmp_path / f"{job}_model=broken").mkdir()
-    (tmp_path / f"{job}_model=broken/error.txt").write_text("Traceback ...")
-    (tmp_path / f"{job + 1}_model=killed/.hydra").mkdir(parents=True)  # killed from outside: no error.txt
-    return tmp_path, {"refs": refs, "systems": systems}
+    for job, (model, seed, rate) in enumerate(jobs):
+        beam, greedy = corrupt(refs, rate, seed=10 * job), corrupt(refs, rate + 0.05, seed=10 * job + 1)
+        results = fake_results(model, seed, refs, beam, greedy, alignment=model != "gru", old=old)
+        if rate == 0.0:
+            results["overrides"].append("trainer.precision=32-true")
+        systems[PRECISE if rate == 0.0 else model, seed] = beam, greedy
+        (sweep_dir / str(job)).mkdir()
+        (sweep_dir / str(job) / "results.json").write_text(json.dumps(results))
+    return systems
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> tuple[Path, dict, str]:
+    """The sweep, one failed job and one killed, and its report (written once: the tests only read it)."""
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    refs = sentences(60, seed=0)
+    systems = write_sweep(sweep_dir, refs)
+    (sweep_dir / "10_model=broken").mkdir()
+    (sweep_dir / "10_model=broken/error.txt").write_text("Traceback ...")
+    (sweep_dir / "11_model=killed/.hydra").mkdir(parents=True)  # killed from outside: no error.txt
+    return sweep_dir, {"refs": refs, "systems": systems}, write_report(sweep_dir).read_text()
+
+
+def section(report: str, title: str) -> str:
+    return report.split(f"## {title}\n")[1].split("\n## ")[0]
+
+
+def row(text: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell is `first`."""
+    line = next(line for line in text.splitlines() if line.startswith(f"| {first} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def bleu(hyps: list[str], refs: list[str]) -> float:
+    return BLEU().corpus_score(hyps, [refs]).score
+
+
+def listed(values: list[float], digits: int = 1) -> str:
+    """What a report cell should read for a few seeds' values."""
+    each = ", ".join(f"{v:.{digits}f}" for v in values)
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} ({each})"
 
 
 def test_runs_are_grouped_by_architecture_in_the_zoos_order(sweep):
-    sweep_dir, _ = sweep
+    sweep_dir, _, _ = sweep
     runs, failed = load_runs(sweep_dir)
-    assert list(runs) == ["gru", "attention", "transformer"]
-    assert [[r["seed"] for r in rs] for rs in runs.values()] == [[0, 1]] * 3
-    assert failed == [sweep_dir / "6_model=broken", sweep_dir / "7_model=killed"]
+    assert list(runs) == ["gru", "attention", "transformer", PRECISE]
+    assert [[r["seed"] for r in rs] for rs in runs.values()] == [[0, 1, 2]] * 3 + [[0]]
+    assert failed == [sweep_dir / "10_model=broken", sweep_dir / "11_model=killed"]
 
 
-def table_row(report: str, model: str) -> list[str]:
-    line = next(line for line in report.splitlines() if line.startswith(f"| {model} | 1,0"))
-    return [cell.strip() for cell in line.strip("|").split("|")]
-
-
-def test_report_table_holds_mean_and_spread_over_seeds(sweep):
-    sweep_dir, data = sweep
-    report = write_report(sweep_dir).read_text()
-    bleus = [BLEU().corpus_score(data["systems"]["attention", s], [data["refs"]]).score for s in (0, 1)]
-    mean, std = sum(bleus) / 2, abs(bleus[0] - bleus[1]) / 2**0.5
-    row = table_row(report, "attention")
-    assert row[:4] == ["attention", "1,009", "2", f"{mean:.1f} ± {std:.1f}"]
-    assert row[6] == "1,500 ± 707"  # train tokens/s of 1000 and 2000
-    assert row[9] == "10.0 ± 0.0"  # MFU in percent
-    assert "**2 job(s) failed**" in report and "6_model=broken" in report and "7_model=killed" in report
+def test_a_score_cell_holds_mean_spread_and_every_seeds_value(sweep):
+    _, data, report = sweep
+    beams = [bleu(data["systems"]["attention", s][0], data["refs"]) for s in SEEDS]
+    greedies = [bleu(data["systems"]["attention", s][1], data["refs"]) for s in SEEDS]
+    assert "| model | runs | BLEU beam | BLEU greedy | chrF | exact % beam | exact % greedy |" in report
+    assert row(section(report, "test"), "attention")[:4] == ["attention", "3", listed(beams), listed(greedies)]
+    assert row(section(report, "test"), PRECISE)[2] == f"{bleu(data['systems'][PRECISE, 0][0], data['refs']):.1f}"
+    costs = section(report, "test").split("| model | params")[1]
+    assert row(costs, "attention")[2:] == ["2,000 ± 1,000", "2,000 ± 0 / 800 ± 0", "300 ± 0", "10.0 ± 0.0",
+                                           "101 ± 1"]  # costs: mean ± std alone
+    assert "each seed's own value in seed order" in report.splitlines()[2]
+    assert "**2 job(s) failed**" in report and "10_model=broken" in report and "11_model=killed" in report
     assert ("attention keeps the most of its in-range BLEU beyond the training lengths (80%), gru the least (20%)"
             in report)
 
 
-def test_significance_is_sacrebleus_paired_bootstrap_against_the_best(sweep):
-    sweep_dir, data = sweep
-    report = write_report(sweep_dir).read_text()
-    section = report.split("## Is the difference real?")[1]
-    assert "| seed | attention BLEU | gru: ΔBLEU (p) | transformer: ΔBLEU (p) |" in section
-    systems = [(m, data["systems"][m, 1]) for m in ("attention", "gru", "transformer")]
-    _, scores = PairedTest(systems, {"BLEU": BLEU()}, [data["refs"]], test_type="bs", n_samples=1000)()
-    base, gru, transformer = scores["BLEU"]
-    assert (f"| 1 | {base.score:.1f} | {gru.score - base.score:+.1f} ({gru.p_value:.3f}) | "
-            f"{transformer.score - base.score:+.1f} ({transformer.p_value:.3f}) |") in section
-    assert gru.p_value < 0.05  # 60% of the words replaced: a real difference
+def test_beyond_five_seeds_a_cell_gives_the_range_and_a_missing_figure_a_dash():
+    assert cell([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == "3.5 ± 1.9 (1.0–6.0)"
+    assert cell([None, 2.0, 4.0]) == "3.0 ± 1.4 (–, 2.0, 4.0)"
+    assert cell([None, None]) == "–"
+
+
+def test_every_split_shows_both_decodings_and_their_length_diagnostics(sweep):
+    _, data, report = sweep
+    splits = section(report, "Every test split")
+    assert ("| model | split | BLEU beam | BLEU greedy | exact % beam | exact % greedy | len ratio beam "
+            "| len ratio greedy | hit limit % beam | hit limit % greedy |") in splits
+    cells = row(splits.split("| gru | test_long |")[0], "gru")  # gru's first row: test
+    ratios = [BLEU().corpus_score(data["systems"]["gru", s][1], [data["refs"]]) for s in SEEDS]
+    ratios = [r.sys_len / r.ref_len for r in ratios]
+    assert cells[7] == listed(ratios, 2)
+    assert cells[8:] == ["5.0 ± 0.0 (5.0, 5.0, 5.0)", "10.0 ± 0.0 (10.0, 10.0, 10.0)"]
+    by_length = section(report, "BLEU by source length (tokens; the longest training source has 20)")
+    assert row(by_length, "test_long")[:3] == ["test_long", "21-30", "55"]
+    assert row(by_length, "test_long")[4].endswith("; len 0.97")
+
+
+def test_convergence_counts_seeds_and_lists_best_steps(sweep):
+    _, data, report = sweep
+    cells = row(section(report, "Convergence"), "transformer")
+    fit = [bleu(data["systems"]["transformer", s][0], data["refs"]) + 1 for s in SEEDS]
+    assert cells[1] == listed(fit)
+    assert cells[2] == "51.0 ± 1.0 (50.0, 51.0, 52.0)"
+    assert cells[4:] == ["10, 10, 5", "best 3/3", "1/3", "2/3", "91 ± 1 (90, 91, 92)"]
+
+
+def test_every_pair_is_tested_on_every_seed_it_shares(sweep):
+    _, _, report = sweep
+    tested = section(report, "Is the difference real?")
+    for table in tested.split("### ")[1:]:
+        rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| pair")]
+        pairs = [tuple(line.split(" | ")[0][2:].split(" − ")) for line in rows]
+        assert len(pairs) == 6
+        assert {frozenset(p) for p in pairs} == {frozenset(p) for p in combinations([*RATES, PRECISE], 2)}
+        assert row(table, "attention − gru")[1:4] != ["–"] * 3  # seeds 1 and 2 too, not only the one all share
+        assert row(table, "attention − " + PRECISE)[2:4] == ["–", "–"]  # the fp32 run has seed 0 alone
+
+
+def test_a_better_system_wins_on_every_seed_with_sacrebleus_bootstrap_p(sweep):
+    _, data, report = sweep
+    bleu_table = section(report, "Is the difference real?").split("### BLEU")[1].split("###")[0]
+    cells = row(bleu_table, "attention − gru")
+    for seed in SEEDS:
+        systems = [(m, data["systems"][m, seed][0]) for m in ("attention", "gru")]
+        _, scores = PairedTest(systems, {"BLEU": BLEU()}, [data["refs"]], test_type="bs", n_samples=1000)()
+        base, gru = scores["BLEU"]
+        assert gru.p_value < 0.05
+        assert cells[1 + seed] == f"{base.score - gru.score:+.1f} (p {stats.p_text(gru.p_value)})"
+    assert cells[-1].startswith("attention > gru on 3/3 seeds, all p < 0.0")
+
+
+def test_exact_match_gets_mcnemars_exact_test():
+    right_a = [True] * 7 + [False] * 2 + [True] * 5 + [False] * 6
+    right_b = [False] * 7 + [True] * 2 + [True] * 5 + [False] * 6
+    outcome = stats.mcnemar(right_a, right_b)
+    assert outcome == (100 * 5 / 20, binomtest(7, 9, 0.5).pvalue, "7:2")
+    assert outcome.p == pytest.approx(2 * (1 + 9 + 36) / 2**9)  # both tails of 9 coin tosses, 2 or fewer one way
+    assert stats.mcnemar([True, False], [True, False]).p == 1.0  # nothing discordant: nothing to tell them apart
+
+
+def test_verdict_says_mixed_when_seeds_disagree():
+    outcomes = [stats.Outcome(2.0, 0.0005), stats.Outcome(-1.0, 0.2), stats.Outcome(3.0, 0.03)]
+    assert stats.verdict("a", "b", outcomes) == ("mixed: a > b on 2/3 seeds, b > a on 1/3; "
+                                                 "p by seed < 0.001, 0.200, 0.030")
+    assert stats.verdict("a", "b", outcomes[:1]) == "a > b on 1/1 seeds, p < 0.001"
+    sure = [stats.Outcome(1.0, 0.004), stats.Outcome(2.0, 0.03)]
+    assert stats.verdict("a", "b", sure) == "a > b on 2/2 seeds, all p < 0.05"
+    assert stats.verdict("a", "b", [stats.Outcome(-1.0, 0.2)] * 2) == "b > a on 2/2 seeds, p by seed 0.200, 0.200"
+
+
+def test_a_group_with_a_single_seed_is_never_the_reference(sweep):
+    sweep_dir, _, report = sweep
+    runs, _ = load_runs(sweep_dir)
+    assert max(runs, key=lambda m: statistics.fmean(r["test"]["bleu"] for r in runs[m])) == PRECISE
+    assert stats.reference(runs, "test") == "attention"
+    assert "attention has the best mean BLEU of the groups run on every seed" in report
 
 
 def test_report_draws_every_plot(sweep):
-    sweep_dir, _ = sweep
-    report = write_report(sweep_dir).read_text()
-    for name in ("bleu_by_length.png", "throughput.png", "val_bleu_vs_time.png", "attention.png"):
+    sweep_dir, _, report = sweep
+    for name in ("scores.png", "bleu_by_length.png", "throughput.png", "val_bleu_vs_time.png", "attention.png"):
         image = matplotlib.image.imread(sweep_dir / name)
         assert image.shape[0] > 200 and image.shape[1] > 400, name
         assert f"![{name}]({name})" in report
+
+
+def test_results_written_before_the_schema_grew_still_report(tmp_path):
+    refs = sentences(30, seed=0)
+    systems = write_sweep(tmp_path, refs, old=True)
+    report = write_report(tmp_path).read_text()
+    greedy = [bleu(systems["gru", s][1], refs) for s in SEEDS]
+    assert row(section(report, "test"), "gru")[3] == listed(greedy)
+    assert row(section(report, "test"), "gru")[6] == "–"  # greedy exact match was not kept
+    assert "len ratio" not in report and "## Convergence" not in report
+    assert "attention > gru on 3/3 seeds" in section(report, "Is the difference real?")
+    for job in tmp_path.glob("*/results.json"):  # the committed results keep no translations at all
+        results = json.loads(job.read_text())
+        for split in results["test_splits"]:
+            del results[split]["samples"]
+        job.write_text(json.dumps(results))
+    assert stats.significance(load_runs(tmp_path)[0], "test")[0].startswith("No pair was tested")
 
 
 def test_report_of_a_directory_without_runs_is_a_one_line_error(tmp_path):
@@ -134,7 +286,7 @@ def test_report_of_a_directory_without_runs_is_a_one_line_error(tmp_path):
 def test_a_setting_varied_across_the_sweep_splits_a_group_instead_of_passing_for_seeds(tmp_path):
     refs = sentences(20, seed=0)
     for job, (dropout, seed) in enumerate([(0.1, 0), (0.1, 1), (0.3, 0)]):
-        results = fake_results("gru", seed, 50.0, refs, refs, alignment=False)
+        results = fake_results("gru", seed, refs, refs, refs, alignment=False)
         results["overrides"] = ["experiment=compare", "model=gru", f"model.net.dropout={dropout}", f"seed={seed}"]
         (tmp_path / str(job)).mkdir()
         (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
@@ -147,7 +299,7 @@ def test_runs_on_different_data_are_refused_in_one_line(tmp_path):
     refs = sentences(20, seed=0)
     for job, data in enumerate(["toy", "scan"]):
         (tmp_path / str(job)).mkdir()
-        results = {**fake_results("gru", 0, 50.0, refs, refs, alignment=False), "data": data}
+        results = {**fake_results("gru", 0, refs, refs, refs, alignment=False), "data": data}
         (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
     with pytest.raises(ReportError, match=r"on different data \(scan, toy\); report each data set's runs separately"):
         load_runs(tmp_path)

@@ -1,6 +1,5 @@
 """The report's figures, drawn from `results.json` files grouped by architecture (see zoo/report.py). Every
-architecture keeps one colour across the figures; a line or bar is the mean over seeds, the band or whisker the
-spread between them."""
+architecture keeps one colour across the figures; a line or bar is the mean over seeds, a dot each seed's value."""
 from __future__ import annotations
 
 import statistics
@@ -10,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
 
 ZOO_COLORS = {"gru": "tab:red", "attention": "tab:blue", "transformer": "tab:green"}  # the same in every report
 COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
@@ -20,15 +20,34 @@ def longest_training_source(runs: dict[str, list[dict]]) -> int:
     return max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
 
 
-def bucket_bleu(run: dict, split: str, lo: int, hi: int) -> float:
-    return next(b["bleu"] for b in run[split]["by_src_len"] if (b["lo"], b["hi"]) == (lo, hi))
+def bucket(run: dict, split: str, lo: int, hi: int) -> dict | None:
+    """A split's source-length bucket [lo, hi], or None where this run had no sentence in it."""
+    return next((b for b in run[split]["by_src_len"] if (b["lo"], b["hi"]) == (lo, hi)), None)
+
+
+SHADES = (0.0, 0.45, -0.35, 0.7, -0.6)  # towards white (+) or black (-), for groups of one architecture
+
+
+def palette(runs: dict[str, list[dict]]) -> dict[str, tuple]:
+    """One colour per architecture, the zoo's three always the same; groups that vary a setting of one architecture
+    get shades of its colour."""
+    archs = list(dict.fromkeys(rs[0]["model"] for rs in runs.values()))
+    others = [a for a in archs if a not in ZOO_COLORS]
+    base = {**ZOO_COLORS, **{a: COLORS[i % len(COLORS)] for i, a in enumerate(others)}}
+    colors, seen = {}, {}
+    for group, rs in runs.items():
+        arch = rs[0]["model"]
+        shade = SHADES[seen.setdefault(arch, 0) % len(SHADES)]
+        seen[arch] += 1
+        rgb = to_rgb(base[arch])
+        colors[group] = tuple(c + shade * (1 - c) if shade > 0 else c * (1 + shade) for c in rgb)
+    return colors
 
 
 def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
-    others = [m for m in runs if m not in ZOO_COLORS]
-    colors = {**ZOO_COLORS, **dict(zip(others, COLORS * (1 + len(others) // len(COLORS))))}
-    figures = {"bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
+    colors = palette(runs)
+    figures = {"scores.png": scores, "bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
                "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention}
     written = []
     for name, draw in figures.items():
@@ -40,76 +59,124 @@ def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
     return written
 
 
-def bleu_by_length(runs: dict[str, list[dict]], colors: dict[str, str]):
+def legend_outside(ax) -> None:
+    """To the right of the axes, where no line or dot can hide under it."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+
+
+def bleu_by_length(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     """BLEU against source length, every test split on one axis (Bahdanau et al. 2015, Fig. 2): the first split
-    solid, the others (e.g. lengths beyond training) in other line styles; the band spans the seeds."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    solid, the others (e.g. lengths beyond training) in other line styles; a dot per seed, the groups' dots a little
+    apart so that they do not cover each other."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     splits = next(iter(runs.values()))[0]["test_splits"]
-    for model, rs in runs.items():
+    for j, (model, rs) in enumerate(runs.items()):
         for split, style in zip(splits, SPLIT_STYLES):
-            buckets = [(b["lo"], b["hi"]) for b in rs[0][split]["by_src_len"]]
-            scores = [[bucket_bleu(r, split, lo, hi) for r in rs] for lo, hi in buckets]  # (buckets, seeds)
-            x = [(lo + hi) / 2 for lo, hi in buckets]
-            ax.plot(x, [statistics.fmean(s) for s in scores], style, marker="o", color=colors[model],
+            edges = [(b["lo"], b["hi"]) for b in rs[0][split]["by_src_len"]]
+            offset = (j - (len(runs) - 1) / 2) * 0.06 * (edges[0][1] - edges[0][0] + 1)  # a fraction of a bucket
+            values = [[b["bleu"] for r in rs if (b := bucket(r, split, lo, hi))]
+                      for lo, hi in edges]  # (buckets, seeds)
+            x = [(lo + hi) / 2 for lo, hi in edges]
+            ax.plot(x, [statistics.fmean(v) for v in values], style, color=colors[model],
                     label=model if split == splits[0] else None)
-            if len(rs) > 1:
-                ax.fill_between(x, [min(s) for s in scores], [max(s) for s in scores], color=colors[model], alpha=0.15)
+            for xi, v in zip(x, values):
+                ax.scatter([xi + offset] * len(v), v, s=9, color=colors[model], alpha=0.8, zorder=3, linewidths=0)
     longest = longest_training_source(runs)
     ax.axvline(longest + 0.5, color="grey", linestyle=":", linewidth=1)
-    ax.annotate("longest training source", (longest + 0.5, 1.0), xycoords=("data", "axes fraction"),
-                xytext=(-4, -4), textcoords="offset points", ha="right", va="top", fontsize=8, color="grey")
+    ax.annotate("longest training source", (longest + 0.5, 0.5), xycoords=("data", "axes fraction"), rotation=90,
+                xytext=(-3, 0), textcoords="offset points", ha="right", va="center", fontsize=8, color="grey")
     for split, style in zip(splits, SPLIT_STYLES):
         ax.plot([], [], style, color="black", label=f"split: {split}")
-    ax.set(xlabel="source length (tokens, bucket centre)", ylabel="BLEU",
-           title="BLEU by source length (mean over seeds; band: min to max)", ylim=(0, None))
+    ax.set(xlabel="source length (tokens, bucket centre)", ylabel="BLEU (beam)",
+           title="BLEU by source length (line: mean over seeds; dots: each seed)", ylim=(0, None))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return fig
 
 
-def bars(ax, runs: dict[str, list[dict]], colors: dict[str, str], value, title: str, digits: int = 0) -> None:
+def bars(ax, runs: dict[str, list[dict]], colors: dict[str, tuple], value, title: str, digits: int = 0) -> None:
+    """The mean over seeds as a bar, the standard deviation as its whisker, each seed as a black dot."""
     names = list(runs)
     values = [[value(r) for r in runs[m]] for m in names]
     means = [statistics.fmean(v) for v in values]
     errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
     ax.bar(names, means, yerr=errors, color=[colors[m] for m in names], capsize=4)
-    for i, (mean, error) in enumerate(zip(means, errors)):  # above the whisker
-        ax.annotate(f"{mean:,.{digits}f}", (i, mean + error), xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8)
+    for i, (v, mean, error) in enumerate(zip(values, means, errors)):
+        spots = [i + 0.5 * (k - (len(v) - 1) / 2) / max(len(v), 2) for k in range(len(v))]  # side by side in the bar
+        ax.scatter(spots, v, s=10, color="black", zorder=3, linewidths=0)
+        ax.annotate(f"{mean:,.{digits}f}", (i, max(mean + error, *v)), xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8)  # above the whisker and the dots
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.15)
     ax.tick_params(axis="x", labelrotation=20)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
 
 
-def throughput(runs: dict[str, list[dict]], colors: dict[str, str]):
+def scores(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+    """Test BLEU and exact match on the first split, beam and greedy, wherever every run has the figure."""
+    split = next(iter(runs.values()))[0]["test_splits"][0]
+    decodings = (("beam", lambda r: r[split]), ("greedy", lambda r: greedy(r, split)))
+    metrics = (("BLEU", "bleu"), ("exact match %", "exact_match"))
+    panels = [(f"{name}, {decoding}", key, figures) for name, key in metrics for decoding, figures in decodings]
+    panels = [p for p in panels if all(p[1] in p[2](r) for rs in runs.values() for r in rs)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    for ax, (title, key, figures) in zip(axes[0], panels):
+        bars(ax, runs, colors, lambda r: figures(r)[key], title, 1)
+    for key in {p[1] for p in panels}:  # beam and greedy on one scale
+        same = [ax for ax, p in zip(axes[0], panels) if p[1] == key]
+        top = max(ax.get_ylim()[1] for ax in same)
+        for ax in same:
+            ax.set_ylim(0, top)
+    fig.suptitle(f"{split}: mean over seeds (bar), standard deviation (whisker), each seed (dot)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def greedy(run: dict, split: str) -> dict:
+    """Greedy decoding's figures; results written before they were kept have only its BLEU."""
+    figures = run[split]
+    return figures.get("greedy", {"bleu": figures["greedy_bleu"]} if "greedy_bleu" in figures else {})
+
+
+def throughput(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
     bars(axes[0], runs, colors, lambda r: r["train"]["tokens_per_s"], "training: tokens/s (source + target)")
     bars(axes[1], runs, colors, lambda r: r["decode"]["greedy_tokens_per_s"], "greedy decoding: tokens/s")
     bars(axes[2], runs, colors, lambda r: r["decode"]["beam_tokens_per_s"], "beam decoding: tokens/s")
     bars(axes[3], runs, colors, lambda r: 100 * r["train"]["mfu"], "training MFU, % of matmul peak", 1)
     device = next(iter(runs.values()))[0]["device"]
-    fig.suptitle(f"throughput on {device['name']} ({device['precision']}); whiskers: std over seeds", fontsize=10)
+    fig.suptitle(f"throughput on {device['name']} ({device['precision']}); whiskers: std over seeds; dots: each seed",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def val_bleu_vs_time(runs: dict[str, list[dict]], colors: dict[str, str]):
+def val_bleu_vs_time(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+    """Validation BLEU against training time, one line per seed; where the runs measured it, BLEU on a sample of
+    training pairs as a dotted line beside it (the gap between the two is overfitting)."""
     if not any(r["train"]["val_curve"] for rs in runs.values() for r in rs):
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for model, rs in runs.items():
         for i, r in enumerate(rs):
             curve = r["train"]["val_curve"]
-            ax.plot([p["train_s"] / 60 for p in curve], [p["bleu"] for p in curve], marker=".", alpha=0.8,
-                    color=colors[model], label=model if i == 0 else None)
-    ax.set(xlabel="training time (minutes, validation excluded)", ylabel="validation BLEU (greedy)",
+            minutes = [p["train_s"] / 60 for p in curve]
+            ax.plot(minutes, [p["bleu"] for p in curve], marker=".", alpha=0.8, color=colors[model],
+                    label=model if i == 0 else None)
+            fit = [(m, p["fit_bleu"]) for m, p in zip(minutes, curve) if p.get("fit_bleu") is not None]
+            if fit:
+                ax.plot(*zip(*fit), ":", alpha=0.8, color=colors[model])
+    if any(p.get("fit_bleu") is not None for rs in runs.values() for r in rs for p in r["train"]["val_curve"]):
+        ax.plot([], [], ":", color="black", label="on training pairs")
+    ax.set(xlabel="training time (minutes, validation excluded)", ylabel="BLEU (greedy)",
            title="validation BLEU against training time (one line per seed)", ylim=(0, None))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return fig
 
 
-def attention(runs: dict[str, list[dict]], colors: dict[str, str]):
+def attention(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     """Alignment weights of one test sentence for each architecture's first run: the RNN's α (Bahdanau et al.
     2015, Fig. 3), the Transformer's last-layer cross-attention averaged over heads, or a note where the model has
     no attention at all."""

@@ -4,9 +4,9 @@ demand:
 
     python -m zoo.report SWEEP_DIR
 
-Runs are grouped by architecture (`results.json`'s "model"); a group's figures are the mean ± standard deviation over
-its seeds. Differences in BLEU are tested with sacrebleu's paired bootstrap resampling (Koehn 2004) on the runs that
-share a seed, each architecture against the one with the best mean BLEU.
+Runs are grouped by architecture (`results.json`'s "model"); a group's score is the mean ± standard deviation over
+its seeds beside each seed's own value, beam search beside greedy decoding. Every pair of groups is tested on each
+seed the two share (zoo/stats.py). Results written before a figure was measured report without it.
 """
 from __future__ import annotations
 
@@ -17,11 +17,9 @@ import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from sacrebleu.metrics import BLEU
-from sacrebleu.significance import PairedTest
 
 from zoo import plots
-from zoo.tracking import offline_throughout
+from zoo.stats import significance
 
 ORDER = ("gru", "attention", "transformer")  # the history this zoo tells; other labels follow, sorted
 
@@ -71,49 +69,92 @@ def spread(values: list[float]) -> tuple[float, float]:
 
 
 def fmt(values: list[float], digits: int = 1, scale: float = 1.0) -> str:
+    """Mean ± standard deviation: for costs (speed, memory, time), where each seed's value adds little."""
     mean, std = spread([v * scale for v in values])
     return f"{mean:,.{digits}f} ± {std:,.{digits}f}" if len(values) > 1 else f"{mean:,.{digits}f}"
 
 
+LISTED = 5  # up to this many seeds a score lists each one; beyond, its range
+
+
+def cell(values: list[float | None], digits: int = 1) -> str:
+    """A score over seeds: mean ± standard deviation, then every seed's value in seed order (or the range), since
+    three seeds' ± can hide one that failed; "–" for a run whose results lack the figure."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "–"
+    text = [f"{v:,.{digits}f}" if v is not None else "–" for v in values]
+    if len(values) == 1:
+        return text[0]
+    mean, std = spread(present)
+    each = ", ".join(text) if len(values) <= LISTED else f"{min(present):,.{digits}f}–{max(present):,.{digits}f}"
+    return f"{mean:,.{digits}f} ± {std:,.{digits}f} ({each})"
+
+
+def beam(run: dict, split: str) -> dict:
+    """A split's beam-search figures: the configured decoding's, at the top of its entry."""
+    return run[split]
+
+
+FIGURES = (("BLEU", "bleu", 1), ("exact %", "exact_match", 1), ("len ratio", "len_ratio", 2),
+           ("hit limit %", "hit_limit", 1))  # (header, key, digits) of each decoding, on every split
+
+
 def main_table(runs: dict[str, list[dict]], split: str) -> list[str]:
-    rows = ["| model | params | runs | BLEU | chrF | exact match % | train tok/s | decode tok/s greedy / beam "
-            "| peak memory MB | MFU % | wall s |", "|" + "---|" * 11]
+    rows = ["| model | runs | BLEU beam | BLEU greedy | chrF | exact % beam | exact % greedy |", "|" + "---|" * 7]
     for model, rs in runs.items():
-        def get(*keys: str) -> list[float]:
-            values = []
-            for r in rs:
-                for key in keys:
-                    r = r[key]
-                values.append(r)
-            return values
-        rows.append(f"| {model} | {rs[0]['params']:,} | {len(rs)} | {fmt(get(split, 'bleu'))} "
-                    f"| {fmt(get(split, 'chrf'))} | {fmt(get(split, 'exact_match'))} "
-                    f"| {fmt(get('train', 'tokens_per_s'), 0)} "
-                    f"| {fmt(get('decode', 'greedy_tokens_per_s'), 0)} / {fmt(get('decode', 'beam_tokens_per_s'), 0)} "
-                    f"| {fmt(get('memory', 'peak_mb'), 0)} | {fmt(get('train', 'mfu'), 1, 100)} "
-                    f"| {fmt(get('train', 'wall_s'), 0)} |")
+        beams, greedies = [r[split] for r in rs], [plots.greedy(r, split) for r in rs]
+        cells = [cell([f.get(key) for f in figures]) for figures, key in (
+            (beams, "bleu"), (greedies, "bleu"), (beams, "chrf"), (beams, "exact_match"), (greedies, "exact_match"))]
+        rows.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def cost_table(runs: dict[str, list[dict]]) -> list[str]:
+    rows = ["| model | params | train tok/s | decode tok/s greedy / beam | peak memory MB | MFU % | wall s |",
+            "|" + "---|" * 7]
+    for model, rs in runs.items():
+        def mean(section: str, key: str, digits: int = 0, scale: float = 1.0) -> str:
+            return fmt([r[section][key] for r in rs], digits, scale)
+        rows.append(f"| {model} | {rs[0]['params']:,} | {mean('train', 'tokens_per_s')} "
+                    f"| {mean('decode', 'greedy_tokens_per_s')} / {mean('decode', 'beam_tokens_per_s')} "
+                    f"| {mean('memory', 'peak_mb')} | {mean('train', 'mfu', 1, 100)} | {mean('train', 'wall_s')} |")
     return rows
 
 
 def splits_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
-    rows = ["| model | " + " | ".join(f"{s} BLEU | {s} exact %" for s in splits) + " |",
-            "|---|" + "---|---|" * len(splits)]
+    """Both decodings' scores and length diagnostics on every split, one row per group and split; a figure no run
+    has (results written before it was measured) is left out."""
+    every = [(r, s) for rs in runs.values() for r in rs for s in splits]
+    figures = [f for f in FIGURES if any(f[1] in beam(r, s) or f[1] in plots.greedy(r, s) for r, s in every)]
+    decodings = (beam, plots.greedy)
+    rows = ["| model | split | " + " | ".join(f"{name} {d.__name__}" for name, _, _ in figures for d in decodings)
+            + " |", "|---|---|" + "---|" * 2 * len(figures)]
     for model, rs in runs.items():
-        cells = [f"{fmt([r[s]['bleu'] for r in rs])} | {fmt([r[s]['exact_match'] for r in rs])}" for s in splits]
-        rows.append(f"| {model} | " + " | ".join(cells) + " |")
+        for s in splits:
+            cells = [cell([d(r, s).get(key) for r in rs], digits) for _, key, digits in figures for d in decodings]
+            rows.append(f"| {model} | {s} | " + " | ".join(cells) + " |")
+    if len(figures) > 2:
+        rows += ["", "Len ratio is sacreBLEU's hypothesis/reference length (below 1 costs BLEU its brevity penalty); "
+                 "hit limit is the share of hypotheses that reached the decoding length limit without ending."]
     return rows
 
 
+def bucket_cell(rs: list[dict], split: str, lo: int, hi: int) -> str:
+    """A bucket's BLEU over seeds, and beam's mean length ratio there where the runs measured it."""
+    buckets = [plots.bucket(r, split, lo, hi) for r in rs]
+    ratios = [b["len_ratio"] for b in buckets if b and "len_ratio" in b]
+    return cell([b and b["bleu"] for b in buckets], 0) + (f"; len {statistics.fmean(ratios):.2f}" if ratios else "")
+
+
 def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
-    """BLEU by source-length bucket, every split's buckets side by side: the numbers behind bleu_by_length.png."""
+    """BLEU by source-length bucket, one row per split's bucket: the numbers behind bleu_by_length.png."""
     first = next(iter(runs.values()))[0]
-    buckets = [(s, b["lo"], b["hi"]) for s in splits for b in first[s]["by_src_len"]]
-    rows = ["| model | " + " | ".join(f"{lo}-{hi}" + ("" if s == splits[0] else f" ({s})") for s, lo, hi in buckets)
-            + " |", "|---|" + "---|" * len(buckets),
-            "| sentences | " + " | ".join(str(b["n"]) for s in splits for b in first[s]["by_src_len"]) + " |"]
-    for model, rs in runs.items():
-        cells = [fmt([plots.bucket_bleu(r, s, lo, hi) for r in rs], 0) for s, lo, hi in buckets]
-        rows.append(f"| {model} | " + " | ".join(cells) + " |")
+    rows = ["| split | source tokens | sentences | " + " | ".join(runs) + " |", "|---|---|---|" + "---|" * len(runs)]
+    for s in splits:
+        for b in first[s]["by_src_len"]:
+            rows.append(f"| {s} | {b['lo']}-{b['hi']} | {b['n']} | "
+                        + " | ".join(bucket_cell(rs, s, b["lo"], b["hi"]) for rs in runs.values()) + " |")
     return rows
 
 
@@ -132,37 +173,59 @@ def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]
     kept = {}
     for model, rs in runs.items():
         kept[model] = spread([100 * r[split]["bleu"] / max(r[splits[0]]["bleu"], 1e-9) for r in rs])[0]
-        rows.append(f"| {model} | {fmt([r[splits[0]]['bleu'] for r in rs])} | {fmt([r[split]['bleu'] for r in rs])} "
-                    f"| {kept[model]:.0f} | {fmt([r[split]['by_src_len'][0]['bleu'] for r in rs], 0)} "
-                    f"| {fmt([r[split]['by_src_len'][-1]['bleu'] for r in rs], 0)} |")
+        rows.append(f"| {model} | {cell([r[splits[0]]['bleu'] for r in rs])} | {cell([r[split]['bleu'] for r in rs])} "
+                    f"| {kept[model]:.0f} | {bucket_cell(rs, split, lo['lo'], lo['hi'])} "
+                    f"| {bucket_cell(rs, split, hi['lo'], hi['hi'])} |")
     best, worst = max(kept, key=kept.get), min(kept, key=kept.get)
     return [f"`{split}` holds sources of {lo['lo']}-{hi['hi']} tokens; the longest training source has {longest}. "
             f"Measured here, {best} keeps the most of its in-range BLEU beyond the training lengths "
             f"({kept[best]:.0f}%), {worst} the least ({kept[worst]:.0f}%).", "", *rows]
 
 
-def significance(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> list[str]:
-    """Each architecture against the best one, seed by seed: the BLEU difference and its paired-bootstrap p-value
-    (the chance that the difference comes from which sentences happened to be in the test set)."""
-    best = max(runs, key=lambda m: spread([r[split]["bleu"] for r in runs[m]])[0])
-    others = [m for m in runs if m != best]
-    if not others:
+def count(values: list) -> str:
+    """How many seeds have each value: "3/3" for flags, "best 2/3, last 1/3" for other values; "–" if none."""
+    n, present = len(values), [v for v in values if v is not None]
+    if not present:
+        return "–"
+    if all(isinstance(v, bool) for v in present):
+        return f"{sum(present)}/{n}"
+    return ", ".join(f"{v} {present.count(v)}/{n}" for v in sorted(set(present), key=present.index))
+
+
+def convergence(runs: dict[str, list[dict]]) -> list[str]:
+    """Whether each model learned its training data and when validation stopped improving; nothing for results
+    written before these were kept."""
+    if not any("fit" in r or "best_val_bleu" in r["train"] for rs in runs.values() for r in rs):
         return []
-    rows = [f"| seed | {best} BLEU | " + " | ".join(f"{m}: ΔBLEU (p)" for m in others) + " |",
-            "|---|---|" + "---|" * len(others)]
-    seeds = sorted(set.intersection(*({r["seed"] for r in rs} for rs in runs.values())))
-    for seed in seeds:
-        def hyps(model: str) -> list[str]:
-            run = next(r for r in runs[model] if r["seed"] == seed)
-            return [s["hypothesis"] for s in run[split]["samples"]]
-        refs = [s["reference"] for s in next(r for r in runs[best] if r["seed"] == seed)[split]["samples"]]
-        test = PairedTest([(m, hyps(m)) for m in (best, *others)], {"BLEU": BLEU()}, [refs], test_type="bs",
-                          n_samples=n_samples)
-        _, scores = test()
-        base, *rest = scores["BLEU"]
-        rows.append(f"| {seed} | {base.score:.1f} | "
-                    + " | ".join(f"{r.score - base.score:+.1f} ({r.p_value:.3f})" for r in rest) + " |")
-    return rows
+    rows = ["| model | fit BLEU | fit exact % | best val BLEU | at step | test figures from | stopped early "
+            "| val plateaued | training s |", "|" + "---|" * 9]
+    for model, rs in runs.items():
+        fit, train = [r.get("fit", {}) for r in rs], [r["train"] for r in rs]
+        cells = [cell([f.get("bleu") for f in fit]), cell([f.get("exact_match") for f in fit]),
+                 cell([t.get("best_val_bleu") for t in train]),
+                 ", ".join("–" if t.get("best_step") is None else str(t["best_step"]) for t in train),
+                 *(count([t.get(key) for t in train]) for key in ("evaluated", "stopped_early", "val_plateaued")),
+                 cell([t.get("train_s") for t in train], 0)]
+        rows.append(f"| {model} | " + " | ".join(cells) + " |")
+    n_fit = next((r["fit"]["n"] for rs in runs.values() for r in rs if "fit" in r), None)
+    return [f"Fit: greedy translations of a fixed sample of {n_fit} training pairs, how well a model learned its own "
+            "training data (far above test BLEU: it memorises; low: it underfits). Best val BLEU and its step come "
+            "from the validation curve (greedy); \"test figures from\" says which checkpoint was tested, best or "
+            "last; stopped early and val plateaued count seeds. Training seconds exclude validation.", "", *rows]
+
+
+def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
+    first = next(iter(runs.values()))[0]
+    split = first["test_splits"][0]
+    seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
+    return [f"# {', '.join(runs)} on {first['data']}", "",
+            f"{sum(map(len, runs.values()))} runs in `{sweep_dir}`, on {first['device']['name']} "
+            f"({first['device']['precision']}, measured matrix-multiply peak "
+            f"{first['device']['matmul_peak_gflops']:,.0f} GFLOP/s), seeds {', '.join(map(str, seeds))}. "
+            f"A score reads mean ± sample standard deviation over a group's seeds, then in brackets each seed's own "
+            f"value in seed order (beyond {LISTED} seeds, their min–max); costs (speed, memory, time) are mean ± "
+            f"standard deviation. BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`); \"beam\" is "
+            f"beam search of size {first['decoding']['beam_size']}, \"greedy\" greedy decoding of the same model.", ""]
 
 
 def write_report(sweep_dir: Path) -> Path:
@@ -171,33 +234,21 @@ def write_report(sweep_dir: Path) -> Path:
     first = next(iter(runs.values()))[0]
     split, splits = first["test_splits"][0], first["test_splits"]
     figures = plots.draw_all(runs, sweep_dir)
-    lines = [f"# {', '.join(runs)} on {first['data']}", "",
-             f"{sum(map(len, runs.values()))} runs in `{sweep_dir}`, on {first['device']['name']} "
-             f"({first['device']['precision']}, measured matrix-multiply peak "
-             f"{first['device']['matmul_peak_gflops']:,.0f} GFLOP/s). Figures are mean ± standard deviation over "
-             f"seeds; BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`), "
-             f"beam size {first['decoding']['beam_size']}.", ""]
+    lines = header(runs, sweep_dir)
     if failed:
         lines += [f"**{len(failed)} job(s) failed** (see their error.txt, or their log if killed without one): "
                   + ", ".join(f"`{p.relative_to(sweep_dir)}`" for p in failed), ""]
-    lines += [f"## {split}", "", *main_table(runs, split), "",
+    lines += [f"## {split}", "", *main_table(runs, split), "", *cost_table(runs), "",
               "Train tok/s counts real source + target tokens; decode tok/s counts generated tokens. MFU is model "
               "FLOPs (3x the forward pass's matrix products, counted from each model's dimensions) per second over "
               "the measured peak. Peak memory is CUDA max allocated on a GPU, the process's peak RSS on a CPU.", "",
               "## Every test split", "", *splits_table(runs, splits), "",
               f"## BLEU by source length (tokens; the longest training source has "
-              f"{plots.longest_training_source(runs)})", "",
-              *length_table(runs, splits), ""]
-    beyond = beyond_training(runs, splits)
-    if beyond:
-        lines += ["## Beyond the training lengths", "", *beyond, ""]
-    sig = significance(runs, split)
-    if sig:
-        lines += ["## Is the difference real?", "",
-                  f"Paired bootstrap resampling (sacrebleu, 1000 samples) on `{split}`: each architecture against "
-                  "the best, on runs with the same seed. p < 0.05 means the gap is unlikely to be an accident of "
-                  "which sentences the test set holds; it says nothing about variation between seeds, which the "
-                  "± above shows.", "", *sig, ""]
+              f"{plots.longest_training_source(runs)})", "", *length_table(runs, splits), ""]
+    for title, section in (("Beyond the training lengths", beyond_training(runs, splits)),
+                           ("Convergence", convergence(runs)), ("Is the difference real?", significance(runs, split))):
+        if section:
+            lines += [f"## {title}", "", *section, ""]
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in figures] + [""]
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines))
@@ -217,16 +268,19 @@ def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[s
     identity = next((i for i in identities if i["group"] == str(sweep_dir)), identities[0])
     import wandb
 
+    from zoo.tracking import offline_throughout  # imports lightning: not for a report without wandb runs
+
     offline_throughout(identity["mode"])
     run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
                      mode=identity["mode"], dir=str(sweep_dir), reinit="finish_previous")
-    columns = ["model", "seed", "params", "bleu", "chrf", "exact_match", "train_tokens_per_s",
+    columns = ["model", "seed", "params", "bleu", "greedy_bleu", "chrf", "exact_match", "train_tokens_per_s",
                "greedy_tokens_per_s", "beam_tokens_per_s", "peak_mb", "mfu"]
     split = next(iter(runs.values()))[0]["test_splits"][0]
     table = wandb.Table(columns=columns, data=[
-        [m, r["seed"], r["params"], r[split]["bleu"], r[split]["chrf"], r[split]["exact_match"],
-         r["train"]["tokens_per_s"], r["decode"]["greedy_tokens_per_s"], r["decode"]["beam_tokens_per_s"],
-         r["memory"]["peak_mb"], r["train"]["mfu"]] for m, rs in runs.items() for r in rs])
+        [m, r["seed"], r["params"], r[split]["bleu"], plots.greedy(r, split).get("bleu"), r[split]["chrf"],
+         r[split]["exact_match"], r["train"]["tokens_per_s"], r["decode"]["greedy_tokens_per_s"],
+         r["decode"]["beam_tokens_per_s"], r["memory"]["peak_mb"], r["train"]["mfu"]]
+        for m, rs in runs.items() for r in rs])
     run.log({"runs": table, **{f"{metric} by model": wandb.plot.bar(table, "model", metric, title=metric)
                                for metric in ("bleu", "train_tokens_per_s", "beam_tokens_per_s", "mfu")},
              **{f"plots/{name}": wandb.Image(str(sweep_dir / name)) for name in figures}})
