@@ -17,7 +17,7 @@ for path in runs:
     for split in r["test_splits"]:
         t = r[split]
         print(f"| {path.stem} | {r['params']:,} | {r['train']['steps']} | {r['train']['wall_s']:.0f} | {wall} "
-              f"| {r['train']['tokens_per_s']:,.0f} | {split} ({t['n']}) | {t['bleu']:.1f} / {t['greedy_bleu']:.1f} "
+              f"| {r['train']['tokens_per_s']:,.0f} | {split} ({t['n']}) | {t['bleu']:.1f} / {t['greedy']['bleu'] if 'greedy' in t else t['greedy_bleu']:.1f} "
               f"| {t['bleu_lc']:.1f} | {t['chrf']:.1f} | {t['exact_match']:.1f} |")
 print("\nsacreBLEU signature:", r["test"]["signature"], "(lowercased: the same with case:lc)")
 print("\nValidation BLEU (greedy) by training time, minutes:BLEU")

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["model=transformer", "experiment=smoke", "trainer.max_steps=30", "trainer.val_check_interval=10",
          "trainer.enable_checkpointing=true", "checkpoint.every_n_steps=5", "logger=csv"]
 VARY = ("wall_s", "train_s", "tokens_per_s", "tgt_tokens_per_s", "mfu", "val_curve", "greedy_tokens_per_s",
-        "beam_tokens_per_s", "peak_mb", "matmul_peak_gflops", "resumed_from", "checkpoint")  # timings and paths
+        "beam_tokens_per_s", "peak_mb", "matmul_peak_gflops", "resumed_from", "checkpoint",
+        "best_checkpoint")  # timings and paths
 
 
 def start(run_dir: Path, cache: Path, *overrides: str) -> subprocess.Popen:

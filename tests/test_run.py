@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+
+from sacrebleu.metrics import BLEU
 
 from tests.wandb_records import offline_run
 from zoo.resolvers import register_resolvers
@@ -82,11 +85,19 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
         assert r["signature"].startswith("nrefs:1") and r["n"] == (40 if split == "test" else 20)
         assert sum(b["n"] for b in r["by_src_len"]) == r["n"]
         assert all(b["lo"] <= b["hi"] for b in r["by_src_len"])
+        for scores, key in ((r, "hypothesis"), (r["greedy"], "greedy")):  # beam search, then greedy
+            hyps, refs = [s[key] for s in r["samples"]], [s["reference"] for s in r["samples"]]
+            assert scores["bleu"] == BLEU().corpus_score(hyps, [refs]).score and len(hyps) == r["n"]
+            assert scores["len_ratio"] == scores["sys_len"] / scores["ref_len"] and 0 <= scores["hit_limit"] <= 100
+            assert all({"len_ratio", "hit_limit"} <= set(b) for b in scores["by_src_len"])
     train = results["train"]
     assert train["steps"] == 6 and train["wall_s"] > train["train_s"] > 0
     assert train["tokens_per_s"] > train["tgt_tokens_per_s"] > 0 and train["tokens"] > train["tgt_tokens"]
     assert train["flops_per_token"] > 0 and 0 < train["mfu"] < 1 and results["device"]["matmul_peak_gflops"] > 0
     assert [p["step"] for p in train["val_curve"]] == [3, 6]  # trainer=debug validates every 3 steps
+    assert all(0 <= p["fit_bleu"] <= 100 for p in train["val_curve"])  # training pairs beside validation
+    assert results["fit"]["n"] == 200 and len(results["fit"]["samples"]) == 200
+    assert (train["evaluated"], train["stopped_early"], train["out_of_time"]) == ("last", False, False)
     assert results["decode"]["greedy_tokens_per_s"] > 0 and results["decode"]["beam_tokens_per_s"] > 0
     assert results["memory"]["peak_mb"] > 0 and results["memory"]["kind"] == "peak RSS"
     alignment = results["alignment"]
@@ -103,6 +114,53 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
     assert float(wandb["summary"]["test/bleu"]) == results["test"]["bleu"]
     assert float(wandb["summary"]["train/mfu"]) == train["mfu"]
     assert "test_long/bleu_by_src_len" in {k.rsplit("/", 1)[0] for k in wandb["summary"]}
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_a_run_and_its_best_weights_are_scored(tmp_path):
+    """A smoke run scores BLEU 0 at every check: with patience 1 the second check does not improve on the first,
+    so training stops there, and the weights of the first check (best.ckpt) are the ones evaluated."""
+    proc = run(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=60", "trainer.enable_checkpointing=true",
+               "early_stopping.patience=1", "evaluate=best", "logger=csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    train = results["train"]
+    assert train["steps"] == 6 and train["stopped_early"] and train["val_plateaued"] is False
+    assert (train["evaluated"], train["best_step"]) == ("best", 3)
+    best = torch.load(results["best_checkpoint"], weights_only=True)
+    assert best["global_step"] == 3
+    assert f"evaluating the best weights by validation BLEU (step 3): {results['best_checkpoint']}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_training_time_budget_stops_training(tmp_path):
+    proc = run(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=100000", "train_seconds=3",
+               "trainer.val_check_interval=1000", "logger=csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((tmp_path / "results.json").read_text())["train"]
+    assert train["out_of_time"] and train["steps"] < 100000 and 3 <= train["train_s"] < 3 + train["train_s"] / 2
+
+
+@pytest.mark.slow
+def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_use_it(tmp_path):
+    """Evaluation is made to fail (a sitecustomize replaces it): the run ends with one line naming the checkpoint
+    that holds the trained model and the command that translates with it."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(
+        "import zoo.train\n"
+        "def evaluate(*args, **kwargs):\n"
+        "    raise RuntimeError('out of memory')\n"
+        "zoo.train.evaluate = evaluate\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "hook"), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", "model=gru", "logger=csv",
+                           "trainer.enable_checkpointing=true", f"hydra.run.dir={tmp_path / 'run'}",
+                           f"data.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert proc.returncode == 1 and last.is_file() and not (tmp_path / "run" / "results.json").exists()
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: evaluation failed after training (RuntimeError: out of memory); the trained model is kept in {last}; "
+        f"translate a test file with it: python -m zoo.translate {last} --input SOURCE_FILE --output OUT_FILE")
 
 
 @pytest.mark.slow

@@ -16,3 +16,7 @@ class CheckpointError(UserError):
 
 class TrainingStopped(UserError):
     """Training stopped before its last step (a NaN loss, Ctrl-C); the message says where the state was kept."""
+
+
+class EvaluationFailed(UserError):
+    """Scoring the test splits failed after training; the message says where the trained model is kept."""

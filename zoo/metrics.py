@@ -17,41 +17,67 @@ from zoo.resume import every_process, this_process
 
 
 def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
-    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace), and
-    BLEU's signature.
+    """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace),
+    BLEU's signature, and the hypothesis/reference length ratio as BLEU's brevity penalty sees it (`len_ratio`,
+    `sys_len`, `ref_len`, in sacreBLEU's tokens).
     `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first, which comes
     closer to the tokenized lowercased BLEU most papers report (multi-bleu.perl on Moses-tokenized text)."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-    bleu = BLEU()
+    metric = BLEU()
+    bleu = metric.corpus_score(hyps, [refs])
     return {
-        "bleu": bleu.corpus_score(hyps, [refs]).score,
+        "bleu": bleu.score,
         "bleu_lc": BLEU(lowercase=True).corpus_score(hyps, [refs]).score,
         "chrf": CHRF().corpus_score(hyps, [refs]).score,
         "exact_match": 100.0 * sum(h.split() == r.split() for h, r in zip(hyps, refs)) / max(len(refs), 1),
-        "signature": str(bleu.get_signature()),
+        "len_ratio": bleu.sys_len / max(bleu.ref_len, 1), "sys_len": bleu.sys_len, "ref_len": bleu.ref_len,
+        "signature": str(metric.get_signature()),
         "n": len(refs),
     }
 
 
-def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width: int) -> list[dict]:
-    """Corpus BLEU of each source-length bucket [lo, hi] of `width` tokens (1-10, 11-20, ...), non-empty ones only;
-    `n` says how many sentences each score rests on."""
+def decoding_scores(hyps: list[str], refs: list[str], hit_limit: list[bool], src_lens: list[int],
+                    width: int) -> dict:
+    """`corpus_scores` of one decoding of a split, the share of hypotheses (%) that reached their length limit
+    without EOS, and both again by source-length bucket: whether a model failed on content or on stopping."""
+    return {**corpus_scores(hyps, refs), "hit_limit": percent(hit_limit),
+            "by_src_len": bleu_by_length(src_lens, hyps, refs, width, hit_limit)}
+
+
+def percent(flags: list[bool]) -> float:
+    return 100.0 * sum(flags) / max(len(flags), 1)
+
+
+def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width: int,
+                   hit_limit: list[bool] | None = None) -> list[dict]:
+    """Corpus BLEU and length ratio of each source-length bucket [lo, hi] of `width` tokens (1-10, 11-20, ...),
+    non-empty ones only; `n` says how many sentences each score rests on; with `hit_limit`, the share of the
+    bucket's hypotheses that reached their length limit."""
     buckets: dict[int, list[int]] = {}
     for i, n in enumerate(src_lens):
         buckets.setdefault((n - 1) // width, []).append(i)
-    return [{"lo": k * width + 1, "hi": (k + 1) * width, "n": len(idx),
-             "bleu": BLEU().corpus_score([hyps[i] for i in idx], [[refs[i] for i in idx]]).score}
-            for k, idx in sorted(buckets.items())]
+    out = []
+    for k, idx in sorted(buckets.items()):
+        bleu = BLEU().corpus_score([hyps[i] for i in idx], [[refs[i] for i in idx]])
+        bucket = {"lo": k * width + 1, "hi": (k + 1) * width, "n": len(idx), "bleu": bleu.score,
+                  "len_ratio": bleu.sys_len / max(bleu.ref_len, 1)}
+        if hit_limit is not None:
+            bucket["hit_limit"] = percent([hit_limit[i] for i in idx])
+        out.append(bucket)
+    return out
 
 
 class TrainClock(Callback):
     """Training throughput in real (non-padding) tokens per second of training, where training time runs from the
     first batch to the last and excludes validation; data loading counts, as it should. Also the model FLOPs of
     those batches (3x the forward pass's matrix products: the backward pass costs about twice the forward), and
-    validation BLEU against training seconds and wall-clock seconds."""
+    validation BLEU (and BLEU on the "fit" sample of training pairs) against training and wall-clock seconds.
+    With `budget_s`, training stops after that many seconds of training (validation excluded), for comparisons
+    at equal training time."""
 
-    def __init__(self):
+    def __init__(self, budget_s: float | None = None):
+        self.budget_s = budget_s
         self.src_tokens, self.tgt_tokens, self.flops, self.seconds, self.steps = 0, 0, 0, 0.0, 0
         self.val_curve: list[dict] = []
         self.wall_before = 0.0  # wall-clock seconds of training before a resume
@@ -84,10 +110,10 @@ class TrainClock(Callback):
         pl_module.log("val/train_seconds", self.seconds, sync_dist=True)  # to plot validation BLEU against time
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        bleu = trainer.callback_metrics.get("val/bleu")
+        bleu, fit = trainer.callback_metrics.get("val/bleu"), trainer.callback_metrics.get("fit/bleu")
         if not trainer.sanity_checking and bleu is not None:
             self.val_curve.append({"step": trainer.global_step, "train_s": self.seconds, "wall_s": self.wall_s(),
-                                   "bleu": float(bleu)})
+                                   "bleu": float(bleu), "fit_bleu": None if fit is None else float(fit)})
         self._last = time.perf_counter()  # validation time is not training time
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -100,6 +126,15 @@ class TrainClock(Callback):
         self.tgt_tokens += int(tgt_len.sum())
         self.flops += 3 * int(pl_module.net.forward_flops(src_len.long(), tgt_len.long()).sum())
         self.steps += 1
+        if self.budget_s is not None:
+            self.stop_if_out_of_time(trainer)
+
+    def stop_if_out_of_time(self, trainer) -> None:
+        out_of_time = self.seconds >= self.budget_s
+        if trainer.world_size > 1:  # every process stops at the same step
+            out_of_time = trainer.strategy.reduce_boolean_decision(out_of_time, all=False)
+        if out_of_time:  # as if the step budget ended here (`should_stop` would validate first)
+            trainer.fit_loop.epoch_loop.max_steps = trainer.global_step
 
     def summary(self, peak_flops_per_s: float) -> dict:
         """Throughput over the whole run; `mfu` is the model FLOPs per second over the device's peak."""
@@ -156,3 +191,9 @@ def device_name(device: torch.device) -> str:
     except OSError:  # not Linux
         model = platform.processor() or "CPU"
     return f"{model}, {torch.get_num_threads()} threads"
+
+
+def plateaued(curve: list[float], checks: int = 3, delta: float = 1.0) -> bool:
+    """Whether validation had stopped improving: none of the last `checks` points lies more than `delta` above the
+    best before them (a curve too short to tell has not plateaued)."""
+    return len(curve) > checks and max(curve[-checks:]) <= max(curve[:-checks]) + delta

@@ -106,7 +106,7 @@ class Seq2SeqModule(L.LightningModule):
         self.search = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "max_len_a": max_len_a,
                        "max_len_b": max_len_b}
         self.beam = {"beam_size": beam_size, "alpha": alpha}
-        self.val_bleu = SacreBLEUScore()
+        self.val_bleu, self.fit_bleu = SacreBLEUScore(), SacreBLEUScore()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
@@ -124,16 +124,22 @@ class Seq2SeqModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0), sync_dist=True)
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Loader 0 is the validation split; loader 1, if any, a fixed sample of training pairs ("fit")."""
+        if dataloader_idx == 0:
+            self.log("val/loss", self.loss(batch), batch_size=batch["src"].size(0), sync_dist=True,
+                     add_dataloader_idx=False)
         hyps = self.translate(batch["src"], batch["src_mask"])
         refs = [[self.tokenizer.decode(t)] for t in batch["tgt_out"].tolist()]
-        self.val_bleu.update(hyps, refs)
+        (self.val_bleu if dataloader_idx == 0 else self.fit_bleu).update(hyps, refs)
 
     def on_validation_epoch_end(self) -> None:
         # under DDP, the metric sums its n-gram counts over all processes before computing BLEU: the same everywhere
         self.log("val/bleu", 100 * self.val_bleu.compute(), prog_bar=True, sync_dist=True)
         self.val_bleu.reset()
+        if self.fit_bleu.update_count:
+            self.log("fit/bleu", 100 * self.fit_bleu.compute(), sync_dist=True)
+            self.fit_bleu.reset()
 
     def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[list[int]]:
         """Token ids of the translations (no BOS, no EOS), by greedy search or (with `beam`) beam search."""

@@ -170,3 +170,29 @@ class GracefulStop(Callback):
         for s, previous in self._previous.items():
             if signal.getsignal(s) == self._request:
                 signal.signal(s, previous)
+
+
+class BestCheckpoint(Callback):
+    """`best.ckpt` in `folder` whenever validation BLEU beats every earlier check (the first of equal ones), for
+    `evaluate=best` and for translating with. Its score, step and path travel in every checkpoint, so a run resumed
+    into a new directory keeps pointing at the earlier run's file until it does better (Lightning's ModelCheckpoint
+    forgets the best score when the directory changes, and would take the resumed run's first check as the best)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.score: float | None = None
+        self.step: int | None = None
+        self.path: str | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        bleu = trainer.callback_metrics.get("val/bleu")
+        if trainer.sanity_checking or bleu is None or (self.score is not None and float(bleu) <= self.score):
+            return
+        self.score, self.step, self.path = float(bleu), trainer.global_step, str(self.folder / "best.ckpt")
+        trainer.save_checkpoint(self.path)  # (every process calls it; the first writes)
+
+    def state_dict(self) -> dict:
+        return {"score": self.score, "step": self.step, "path": self.path}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.score, self.step, self.path = state["score"], state["step"], state["path"]

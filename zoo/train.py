@@ -10,29 +10,32 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zoo import checkpoint
-from zoo.resume import EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints, all_processes
+from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
+                        all_processes)
 from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
-from zoo.errors import ConfigError, TrainingStopped
-from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, device_name, matmul_peak_flops, peak_memory
+from zoo.errors import ConfigError, EvaluationFailed, TrainingStopped
+from zoo.metrics import (TrainClock, corpus_scores, decoding_scores, device_name, matmul_peak_flops, peak_memory,
+                         percent, plateaued)
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
 from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
 
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
-                    beam: bool) -> tuple[list[str], float]:
-    """Translations of `split` in its original order, and generated tokens per second: every output token, and
-    the EOS of each hypothesis that ended by itself rather than at its length limit. Under DDP each process
-    translates its share of the batches and every process gets all the translations."""
+                    beam: bool) -> tuple[list[str], float, list[bool]]:
+    """Translations of `split` in its original order; generated tokens per second (every output token, and the EOS
+    of each hypothesis that ended by itself); and for each translation whether it stopped at its length limit
+    without EOS. Under DDP each process translates its share of the batches and every process gets them all."""
     ids: dict[int, list[int]] = {}
-    generated = 0
+    hit: dict[int, bool] = {}
     module.eval()
     start = time.perf_counter()
     with trainer.precision_plugin.forward_context():
@@ -41,29 +44,41 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
             out = module.generate(src, src_mask, beam=beam)
             limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
             for i, h, limit in zip(batch["index"].tolist(), out, limits):
-                ids[i] = h
-                generated += len(h) + (len(h) < limit)
-    shares = all_processes((ids, generated, time.perf_counter() - start))
+                ids[i], hit[i] = h, len(h) >= limit  # (an EOS within the limit is cut off, so len(h) < limit)
+    shares = all_processes((ids, hit, time.perf_counter() - start))
     ids = {i: h for share, _, _ in shares for i, h in share.items()}
-    tokens_per_s = sum(n for _, n, _ in shares) / max(seconds for _, _, seconds in shares)
-    return [module.tokenizer.decode(ids[i]) for i in range(len(dm.corpus.ids[split]))], tokens_per_s
+    hit = {i: flag for _, share, _ in shares for i, flag in share.items()}
+    generated = sum(len(h) + (not hit[i]) for i, h in ids.items())
+    tokens_per_s = generated / max(seconds for _, _, seconds in shares)
+    order = range(len(dm.split_ids(split)))
+    return [module.tokenizer.decode(ids[i]) for i in order], tokens_per_s, [hit[i] for i in order]
 
 
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
-    """Scores of every test split, and decoding speed on `test` (the first, in-range split)."""
+    """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
+    and by greedy search (under "greedy"), every hypothesis of both kept; the "fit" sample of training pairs by
+    greedy search; decoding speed on the first test split."""
     results = {}
     for split in dm.test_splits:
         srcs, refs = (list(side) for side in zip(*dm.texts[split]))
-        greedy, greedy_tps = translate_split(module, dm, trainer, split, beam=False)
-        beam, beam_tps = translate_split(module, dm, trainer, split, beam=True)
-        if split == "test":
+        src_lens = dm.split_ids(split).lengths[0].tolist()
+        beam, beam_tps, beam_hit = translate_split(module, dm, trainer, split, beam=True)
+        greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
+        if split == dm.test_splits[0]:
             results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
+        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width)
         results[split] = {
-            **corpus_scores(beam, refs),
-            "greedy_bleu": corpus_scores(greedy, refs)["bleu"],
-            "by_src_len": bleu_by_length(dm.corpus.ids[split].lengths[0].tolist(), beam, refs, bucket_width),
-            "samples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in zip(srcs, refs, beam)],
+            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width),
+            "greedy": {k: v for k, v in greedy_scores.items() if k not in ("signature", "n")},
+            "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
+                        for s, r, b, g in zip(srcs, refs, beam, greedy)],
         }
+    if dm.fit_sample is not None:
+        srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
+        greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
+        results["fit"] = {**corpus_scores(greedy, refs), "hit_limit": percent(hit),
+                          "samples": [{"source": s, "reference": r, "hypothesis": h}
+                                      for s, r, h in zip(srcs, refs, greedy)]}
     return results
 
 
@@ -71,7 +86,7 @@ def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: i
     """For the report's heatmaps: the alignment weights of the model's own greedy translation of one sentence of
     the first test split (the first with `length` source tokens, or the nearest length, so every run picks the same
     one). Rows are the output tokens (then EOS), columns the source tokens; None for a model without attention."""
-    split = dm.corpus.ids[dm.test_splits[0]]  # already encoded: the cache's ids, not the tokenizer again
+    split = dm.split_ids(dm.test_splits[0])  # already encoded: the cache's ids, not the tokenizer again
     nearest = int(abs(split.lengths[0] - length).argmin())  # the first of the nearest length
     ids = split[nearest][1].tolist()
     src = torch.tensor([ids], device=module.device)  # (1, S)
@@ -96,13 +111,19 @@ def print_summary(results: dict, n_samples: int) -> None:
           f"peak memory {results['memory']['peak_mb']:.0f} MB")
     print(f"data: {corpus['splits']['train']['pairs']:,} training pairs, vocabularies {corpus['src_vocab']:,} / "
           f"{corpus['tgt_vocab']:,}, padding efficiency {100 * corpus['padding_efficiency']:.1f}%")
-    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'lc BLEU':>7} {'chrF':>6} {'exact':>6}   "
-          f"BLEU by source length")
+    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'lc BLEU':>7} {'chrF':>6} {'exact':>6} {'len':>5} "
+          f"{'limit%':>6}   BLEU by source length")
     for split in results["test_splits"]:
         r = results[split]
         by_len = "  ".join(f"{b['lo']}-{b['hi']}:{b['bleu']:.0f}" for b in r["by_src_len"])
-        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy_bleu']:>7.1f} {r['bleu_lc']:>7.1f} "
-              f"{r['chrf']:>6.1f} {r['exact_match']:>6.1f}   {by_len}")
+        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy']['bleu']:>7.1f} {r['bleu_lc']:>7.1f} "
+              f"{r['chrf']:>6.1f} {r['exact_match']:>6.1f} {r['len_ratio']:>5.2f} {r['hit_limit']:>6.1f}   {by_len}")
+    if "fit" in results:
+        fit, val = results["fit"], train["val_curve"]
+        print(f"fit: greedy BLEU {fit['bleu']:.1f} on {fit['n']} training pairs, validation BLEU "
+              + (f"{train['best_val_bleu']:.1f} at best (step {train['best_step']}), "
+                 f"{'plateaued' if train['val_plateaued'] else 'still rising'}" if val else "not measured")
+              + f"; test figures from the {train['evaluated']} weights")
     print(f"decoding: greedy {results['decode']['greedy_tokens_per_s']:,.0f} tokens/s, "
           f"beam {results['decode']['beam_tokens_per_s']:,.0f} tokens/s   ({results['test']['signature']})")
     samples = sorted(results["test"]["samples"], key=lambda s: len(s["source"].split()))
@@ -150,6 +171,16 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     except ValueError as e:
         raise ConfigError(f"model={run_label()}: {e}") from None
     check_decoding(**cfg.decode)
+    if cfg.evaluate not in ("last", "best"):
+        raise ConfigError(f"evaluate ({cfg.evaluate}) must be last or best")
+    if cfg.evaluate == "best" and not cfg.trainer.enable_checkpointing:
+        raise ConfigError("evaluate=best needs trainer.enable_checkpointing: the best weights are read back from "
+                          "checkpoints/best.ckpt")
+    patience, budget = cfg.early_stopping.patience, cfg.train_seconds
+    if patience is not None and not (isinstance(patience, int) and patience > 0):
+        raise ConfigError(f"early_stopping.patience ({patience}) must be an integer > 0 or null")
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ConfigError(f"train_seconds ({budget}) must be > 0 or null")
     sizes = {"trainer.max_steps": cfg.trainer.max_steps, "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,
              "data.max_tokens": cfg.data.max_tokens, "data.eval_max_tokens": cfg.data.eval_max_tokens}
     bad = [f"{name} ({value})" for name, value in sizes.items() if not (isinstance(value, int) and value > 0)]
@@ -182,6 +213,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     if resume is not None:
         checkpoint.check_data(resume[1], resume[0], info)
     net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
+    dm.corpus.check_fits(dm.source, net.max_positions, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b)
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, checkpoint_info=info, **cfg.decode)
@@ -189,13 +221,18 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     print(f"{label}: {params:,} parameters")
     if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager
         net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
-    clock, stop = TrainClock(), GracefulStop()
+    clock, stop = TrainClock(budget_s=cfg.train_seconds), GracefulStop()
     callbacks = [clock, stop, RandomState()]
-    steps = None
+    early = steps = best = None
+    if cfg.early_stopping.patience is not None:
+        early = EarlyStopping(monitor="val/bleu", mode="max", patience=cfg.early_stopping.patience,
+                              min_delta=cfg.early_stopping.min_delta, check_on_train_epoch_end=False)
+        callbacks.append(early)
     if cfg.trainer.enable_checkpointing:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
         steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
-        callbacks += [steps, EpochCheckpoints(folder)]
+        best = BestCheckpoint(folder)
+        callbacks += [steps, EpochCheckpoints(folder), best]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -212,8 +249,19 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     if stop.stopped:
         raise TrainingStopped(f"stopped by {stop.reason} after step {trainer.global_step}; {kept(steps)}")
     wall_s = time.perf_counter() - start
+    curve = [p["bleu"] for p in clock.val_curve]
+    evaluated = "best" if cfg.evaluate == "best" and best is not None and best.path else "last"
+    if evaluated == "best":
+        module.load_state_dict(torch.load(best.path, map_location="cpu", weights_only=True)["state_dict"])
+        print(f"evaluating the best weights by validation BLEU (step {best.step}): {best.path}")
+    elif cfg.evaluate == "best":
+        print("evaluating the last weights: no validation ran, so there are no best ones")
     module.to(device)  # Lightning moves the module back to the CPU after fit
-    evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
+    try:
+        evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
+    except Exception as e:  # the trained model is safe in its checkpoint: say how to score it again
+        raise EvaluationFailed(f"evaluation failed after training ({type(e).__name__}: {e}); "
+                               f"{kept(steps, evaluate=True)}") from e
     if trainer.world_size > 1:  # each process counted its own batches; MFU is against all the devices
         clock.src_tokens, clock.tgt_tokens, clock.flops = map(sum, zip(*all_processes(
             (clock.src_tokens, clock.tgt_tokens, clock.flops))))
@@ -232,19 +280,29 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         "train": {"wall_s": clock.wall_before + wall_s, "steps": trainer.global_step,
                   **clock.summary(peak * trainer.world_size),
                   "val_bleu": None if val_bleu is None else float(val_bleu),
+                  "best_val_bleu": max(curve, default=None),
+                  "best_step": clock.val_curve[curve.index(max(curve))]["step"] if curve else None,
+                  "val_plateaued": plateaued(curve), "evaluated": evaluated,
+                  "stopped_early": early is not None and early.wait_count >= early.patience,
+                  "out_of_time": cfg.train_seconds is not None and clock.seconds >= cfg.train_seconds,
                   "resumed_from": None if resume is None else str(resume[0])},
+        **({"fit": evaluation["fit"]} if "fit" in evaluation else {}),
         "decode": evaluation["decode"], "decoding": dict(cfg.decode),
         "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
         "checkpoint": None if steps is None else steps.last_model_path,
+        "best_checkpoint": None if best is None else best.path,
         "wandb": wandb_identity(logger),
     }
 
 
-def kept(steps: StepCheckpoints | None) -> str:
-    """Where a stopped run's state is, and the command that resumes it."""
+def kept(steps: StepCheckpoints | None, evaluate: bool = False) -> str:
+    """Where a stopped run's state is, and the command that resumes it (with `evaluate`, that translates with it)."""
     if steps is None or not steps.last_model_path:
         return "no checkpoint had been written (trainer.enable_checkpointing, checkpoint.every_n_steps)"
+    if evaluate:
+        return (f"the trained model is kept in {steps.last_model_path}; translate a test file with it: "
+                f"python -m zoo.translate {steps.last_model_path} --input SOURCE_FILE --output OUT_FILE")
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("ckpt_path=", "hydra."))]
     command = shlex.join(["python", "run.py", *overrides, f"ckpt_path={steps.last_model_path}"])
     return (f"the last checkpoint is {steps.last_model_path} (step {steps._last_global_step_saved}); resume with: "

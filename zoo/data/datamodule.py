@@ -2,16 +2,35 @@
 token-budget batches for every split, on one process or many."""
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 
 from zoo.data.batching import TokenBudgetBatchSampler, collate
-from zoo.data.cache import Corpus, prepare
+from zoo.data.cache import Corpus, SplitIds, prepare
 from zoo.data.preprocess import Settings
 from zoo.data.text import Source
+
+
+class Sample:
+    """A fixed subset of a split's pairs that loads like a split of its own (its `index` counts from 0)."""
+
+    def __init__(self, split: SplitIds, rows: np.ndarray):
+        self.split, self.rows = split, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray, np.ndarray]:
+        _, src, tgt = self.split[int(self.rows[i])]
+        return i, src, tgt
+
+    @property
+    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(side[self.rows] for side in self.split.lengths)
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -19,16 +38,19 @@ class TranslationDataModule(L.LightningDataModule):
     `fingerprint()` and `text_splits()` with "train", "val" and one or more test splits. `preprocess` holds the
     `zoo.data.preprocess.Settings` (kind, vocab_size, joint, min_frequency, max_len, empty_lines). `root` (the
     corpus's folder) and `split` (SCAN's simple or length) are the user's knobs for the source's config, which
-    reads them as `${data.root}` and `${data.split}`; the results record them."""
+    reads them as `${data.root}` and `${data.split}`; the results record them.
+
+    `fit_size` training pairs, the same for every run of a corpus, make the split "fit": translated at every
+    validation and at the end, it shows how well a model fits its own training data (0: none)."""
 
     def __init__(self, source: Source, *, preprocess: dict | None = None, cache_dir: str = ".cache/zoo",
                  root: str | None = None, split: str | None = None, max_tokens: int = 4096,
-                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0):
+                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0, fit_size: int = 200):
         super().__init__()
         self.source, self.settings, self.cache_dir = source, Settings(**(preprocess or {})), cache_dir
         self.root, self.split = root, split
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
-        self.seed, self.num_workers = seed, num_workers
+        self.seed, self.num_workers, self.fit_size = seed, num_workers, fit_size
         self.cache_path: Path | None = None
         self.corpus: Corpus | None = None
         self.train_sampler: TokenBudgetBatchSampler | None = None
@@ -53,10 +75,25 @@ class TranslationDataModule(L.LightningDataModule):
     def tgt_tokenizer(self):
         return self.corpus.tgt_tokenizer
 
-    @property
+    @cached_property
+    def fit_sample(self) -> Sample | None:
+        train = self.corpus.ids["train"]
+        if not self.fit_size:
+            return None
+        rows = np.random.default_rng(0).choice(len(train), min(self.fit_size, len(train)), replace=False)
+        return Sample(train, np.sort(rows))
+
+    def split_ids(self, split: str) -> SplitIds | Sample:
+        """The ids of an evaluation split, or of the "fit" sample of training pairs."""
+        return self.fit_sample if split == "fit" else self.corpus.ids[split]
+
+    @cached_property
     def texts(self) -> dict[str, list[tuple[str, str]]]:
-        """Source and target text of the evaluation splits."""
-        return self.corpus.texts
+        """Source and target text of the evaluation splits, and of the "fit" sample (decoded from its ids)."""
+        if self.fit_sample is None:
+            return self.corpus.texts
+        fit = [(self.src_tokenizer.decode(src), self.tgt_tokenizer.decode(tgt)) for _, src, tgt in self.fit_sample]
+        return {**self.corpus.texts, "fit": fit}
 
     @property
     def test_splits(self) -> list[str]:
@@ -64,7 +101,7 @@ class TranslationDataModule(L.LightningDataModule):
 
     def sampler(self, split: str, *, shuffle: bool = False, num_replicas: int = 1,
                 rank: int = 0) -> TokenBudgetBatchSampler:
-        src_len, tgt_len = self.corpus.ids[split].lengths
+        src_len, tgt_len = self.split_ids(split).lengths
         return TokenBudgetBatchSampler(src_len, tgt_len + 1, shuffle=shuffle,  # + 1: BOS/EOS on the target
                                        max_tokens=self.max_tokens if shuffle else self.eval_max_tokens,
                                        seed=self.seed, num_replicas=num_replicas, rank=rank)
@@ -81,7 +118,7 @@ class TranslationDataModule(L.LightningDataModule):
             sampler.epoch_of = lambda: self.trainer.current_epoch
             if self._resume_at is not None:
                 sampler.resume(**self._resume_at)
-        return DataLoader(self.corpus.ids[split], batch_sampler=sampler, num_workers=self.num_workers,
+        return DataLoader(self.split_ids(split), batch_sampler=sampler, num_workers=self.num_workers,
                           collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id))
 
     def train_dataloader(self) -> DataLoader:
@@ -101,8 +138,9 @@ class TranslationDataModule(L.LightningDataModule):
             if self.train_sampler is not None:
                 self.train_sampler.resume(**state)
 
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val", distributed=True)
+    def val_dataloader(self) -> list[DataLoader]:
+        """The validation split, and the "fit" sample when there is one (Lightning's dataloader_idx 0 and 1)."""
+        return [self.loader(split, distributed=True) for split in ("val", "fit")[: 1 + (self.fit_sample is not None)]]
 
     def summary(self) -> dict:
         """What the results record about the data: sizes, what preprocessing dropped, vocabularies, padding."""
