@@ -76,7 +76,8 @@ def test_run_py_trains_and_evaluates_on_two_cpu_processes(tmp_path):
     [cache] = (tmp_path / "cache").glob("toytranslation-*[!k]")  # (not its .lock)
     val = Corpus.load(cache).ids["val"]
     batch = collate([val[i] for i in range(len(val))], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the run's precision, bf16-mixed
+    bf16 = results["device"]["precision"] == "bf16-mixed"  # the run's precision, as this CPU chose it
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         hyps = greedy_search(net, batch["src"], batch["src_mask"], bos_id=tok.bos_id, eos_id=tok.eos_id,
                              **{k: saved["zoo"]["decode"][k] for k in ("max_len_a", "max_len_b")})
     metric = SacreBLEUScore()
