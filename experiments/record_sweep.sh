@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
 # Records a finished sweep under experiments/results/NAME/: the report and its plots as the sweep wrote them, each
-# job's results.json without its translations (runs/), and the command, date and machine.
+# job's results.json whole, every translation included, gzipped (runs/JOB/results.json.gz), and the command, date
+# and machine. `python -m zoo.report experiments/results/NAME` then re-creates every table and p-value from these.
 # Usage: bash experiments/record_sweep.sh SWEEP_DIR NAME "COMMAND" [SECONDS]
 set -euo pipefail
 sweep=$1 name=$2 command=$3 seconds=${4:-?}
 out=experiments/results/$name
-rm -rf "$out" && mkdir -p "$out/runs"
+if [ -e "$out" ]; then echo "error: $out exists; remove it first or choose another NAME" >&2; exit 1; fi
+mkdir -p "$out/runs"
 cp "$sweep"/report.md "$sweep"/*.png "$out"/
 find "$sweep" -name results.json | while read -r results; do
   rel=${results#"$sweep"/}; rel=${rel%/results.json}   # the job's directory, perhaps nested (model=multi30k/gru)
-  python - "$results" "$out/runs/${rel//\//_}.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-for split in r["test_splits"]:
-    r[split].pop("samples")  # 1000s of translations: in the sweep directory, not in git
-json.dump(r, open(sys.argv[2], "w"), indent=1)
-PY
+  mkdir -p "$out/runs/${rel//\//_}"
+  gzip -9 -n -c "$results" > "$out/runs/${rel//\//_}/results.json.gz"
 done
 {
   echo "command: $command"

@@ -1,6 +1,7 @@
 """The sweep report on a tiny fake sweep: every seed's value beside mean ± std, greedy beside beam, the convergence
 table, both paired tests between every pair of groups, the plots, failed jobs, results written before the schema grew,
 and the one-line errors."""
+import gzip
 import json
 import random
 import statistics
@@ -303,3 +304,18 @@ def test_runs_on_different_data_are_refused_in_one_line(tmp_path):
         (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
     with pytest.raises(ReportError, match=r"on different data \(scan, toy\); report each data set's runs separately"):
         load_runs(tmp_path)
+
+
+def test_a_recorded_sweep_reports_from_its_gzipped_results_alone(tmp_path):
+    """experiments/record_sweep.sh keeps each job's results.json gzipped, translations included: the report reads
+    them as it reads a live sweep, and every pair is tested again."""
+    refs = sentences(60, seed=0)
+    (tmp_path / "live").mkdir()
+    write_sweep(tmp_path / "live", refs)
+    for results in (tmp_path / "live").rglob("results.json"):
+        job = tmp_path / "recorded" / "runs" / results.parent.name
+        job.mkdir(parents=True)
+        (job / "results.json.gz").write_bytes(gzip.compress(results.read_bytes()))
+    live, recorded = write_report(tmp_path / "live").read_text(), write_report(tmp_path / "recorded").read_text()
+    assert recorded.replace(str(tmp_path / "recorded"), "DIR") == live.replace(str(tmp_path / "live"), "DIR")
+    assert "attention > gru on 3/3 seeds" in recorded

@@ -11,6 +11,7 @@ seed the two share (zoo/stats.py). Results written before a figure was measured 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import sys
@@ -42,12 +43,10 @@ def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
     """Every run's results under `sweep_dir`, grouped (by architecture and any varied setting) and sorted by seed,
     and the job directories that failed: no results.json beside the job's error.txt or its .hydra/ (a job killed
     from outside, by SLURM's time limit or the OOM killer, leaves no error.txt)."""
-    found = []
-    for path in sorted(sweep_dir.rglob("results.json")):
-        with open(path) as f:
-            found.append(json.load(f))
+    paths = sorted([*sweep_dir.rglob("results.json"), *sweep_dir.rglob("results.json.gz")])  # (.gz: recorded)
+    found = [json.loads(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_text()) for p in paths]
     jobs = {p.parent for pattern in ("error.txt", ".hydra") for p in sweep_dir.rglob(pattern)}
-    failed = sorted(job for job in jobs if not (job / "results.json").exists())
+    failed = sorted(job for job in jobs if not {job / "results.json", job / "results.json.gz"} & set(paths))
     if not found:
         raise ReportError(f"no results.json under {sweep_dir}" + (f" ({len(failed)} failed jobs)" if failed else ""))
     data = {(r["data"], tuple(r["test_splits"])) for r in found}
