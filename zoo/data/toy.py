@@ -2,7 +2,7 @@
 
 It behaves like translation in the ways that matter for the three architectures:
 
-* a sizeable vocabulary: a lexicon of a few hundred nouns, verbs, adjectives and adverbs per side;
+* a vocabulary of about 300 words a side: nouns, adjectives, verbs and adverbs, and the closed classes;
 * reordering, so that alignment matters: the target is verb-final within each clause (as in German subordinate
   clauses), and adjectives follow their noun in reverse order (as in French), so a target word's source can lie ten
   positions away;
@@ -12,19 +12,19 @@ It behaves like translation in the ways that matter for the three architectures:
   2020): source words with no target word ("the", fillers such as "really"), one source word that yields two
   (compound nouns, separable verbs, the past tense as auxiliary + participle), two source words fused into one
   (a preposition with "the", a verb with its particle). Per sentence the target/source length ratio spreads over
-  about 0.5-1.6, since tense and the share of "the", pronouns and fillers are drawn per sentence;
+  about 0.4-1.7, since tense and the share of "the", pronouns and fillers are drawn per sentence;
 * lengths: a source length is drawn uniformly from [min_len, max_len] and clauses joined by conjunctions fill it,
   so every length bucket is equally represented; `test_long` holds lengths in (max_len, 2 * max_len], beyond
   anything seen in training.
 
 Two test pairs of seed 0:
 
-    we zefuti under the fokumu guvi  ->  nous son sous-la donmylun qerqar horta-e ausgewamar
-    a lumika really kisede up doge   ->  une danwynda darce jalar
+    the mebudi dazeti with the lora pelo  ->  jenqyrwir es avec-le winjor jynmyrmo hirmywan gecynqu
+    the zederu just vekuti away           ->  qorde es gejeqor
 
-In the first, the past tense puts its auxiliary second and the participle of a separable verb last, "under the"
-fuses into one word, the noun is two target words and its adjective follows it, agreeing; in the second, the filler
-"really" has no target word, the phrasal verb "kisede up" is one, and the verb moves to the end.
+In the first, "the" has no target word, the past tense puts its auxiliary second and the participle last, "with the"
+fuses into one word, and the noun "pelo" is two target words, its adjective after them; in the second, "the" and the
+filler "just" have no target word, and the phrasal verb "vekuti away" is one verb.
 """
 from __future__ import annotations
 
@@ -191,10 +191,10 @@ class ToyTranslation:
     n_test_long: int = 300
     min_len: int = 3
     max_len: int = 50
-    n_nouns: int = 250
-    n_adjectives: int = 80
-    n_verbs: int = 120
-    n_adverbs: int = 40
+    n_nouns: int = 120
+    n_adjectives: int = 40
+    n_verbs: int = 60  # and as many phrasal verbs as a third of these
+    n_adverbs: int = 20
 
     def __post_init__(self):
         if not 3 <= self.min_len <= self.max_len:
