@@ -18,7 +18,8 @@ from zoo.data.batching import TokenBudgetBatchSampler
 ROOT = Path(__file__).resolve().parents[1]
 # 30 steps of the smoke task: about 12 epochs of 2-3 batches, so checkpoints land mid-epoch and at epoch ends
 SHORT = ["model=transformer", "experiment=smoke", "trainer.max_steps=30", "trainer.val_check_interval=10",
-         "trainer.enable_checkpointing=true", "checkpoint.every_n_steps=5", "logger=csv"]
+         "trainer.enable_checkpointing=true", "checkpoint.every_n_steps=5", "logger=csv",
+         "data.max_tokens=4096"]  # (epochs of several batches, so that step 15 falls inside one)
 VARY = ("wall_s", "train_s", "tokens_per_s", "tgt_tokens_per_s", "mfu", "val_curve", "greedy_tokens_per_s",
         "beam_tokens_per_s", "peak_mb", "matmul_peak_gflops", "resumed_from", "checkpoint",
         "best_checkpoint")  # timings and paths

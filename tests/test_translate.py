@@ -111,6 +111,12 @@ def test_each_translation_is_the_search_of_its_sentence_alone(ckpt, monkeypatch,
     assert len(set(out.split("\n"))) > 25  # the outputs differ, so the comparison says something about order
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word(ckpt, monkeypatch, capsys):
+    lines = sentences(3)
+    plain = translate(monkeypatch, capsys, str(ckpt), stdin="\n".join(lines) + "\n")
+    assert translate(monkeypatch, capsys, str(ckpt), stdin="\ufeff" + "\n".join(lines) + "\n") == plain
+
+
 def test_empty_lines_give_empty_lines_and_never_reach_the_model(ckpt, monkeypatch, capsys):
     rows = []
 

@@ -100,7 +100,7 @@ def read_lines(path: Path | None) -> list[str]:
     if not data:
         raise UserError(f"no input: {name} is empty")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # (-sig: a byte-order mark is not part of the first word)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise UserError(f"{name}: line {line} is not UTF-8") from None
