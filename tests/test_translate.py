@@ -322,7 +322,7 @@ def test_translations_come_back_in_input_order(run_dir, monkeypatch, capsys):
     """Both test splits shuffled together, with empty lines between, in batches of a few sentences: the output is
     the run's translations in the shuffled order."""
     pairs = samples(run_dir, "test") + samples(run_dir, "test_long")
-    assert len({p["hypothesis"] for p in pairs}) > len(pairs) / 2  # they differ enough to show the order
+    assert len({p["hypothesis"] for p in pairs}) >= 10  # enough distinct outputs that a wrong order would show
     random.Random(0).shuffle(pairs)
     for at in (5, 20):
         pairs.insert(at, {"source": "", "hypothesis": ""})
