@@ -17,7 +17,7 @@ done
 {
   echo "command: $command"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), $seconds s for the whole sweep"
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -qw avx512_bf16 /proc/cpuinfo && echo 'bf16 hardware (avx512_bf16)' || echo 'no bf16 hardware')"
   echo "python: $(python --version 2>&1), torch $(python -c 'import torch; print(torch.__version__)'), commit $(git rev-parse --short HEAD)"
 } > "$out/machine.txt"
 cat "$out/machine.txt"
