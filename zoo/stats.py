@@ -90,7 +90,8 @@ def pair_tests(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -
 
 
 def p_text(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    """Three significant digits, so that a p just under a threshold does not print as the threshold (0.00999)."""
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def verdict(a: str, b: str, outcomes: list[Outcome]) -> str:
