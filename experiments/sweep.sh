@@ -12,6 +12,8 @@ name=$1; shift
 sweep=multirun/experiments/$name-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p multirun/experiments
 command="python run.py -m experiment=$name $* hydra.sweep.dir=$sweep"
+# the commit the runs ran at, not the one checked out when the sweep ends (results are committed while it runs)
+export SWEEP_COMMIT=${SWEEP_COMMIT:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- zoo conf run.py || echo "+uncommitted changes")}
 SECONDS=0
 $command 2>&1 | tee "$sweep.log" || status=$?
 if [ -n "${WITH:-}" ]; then
