@@ -244,6 +244,13 @@ def test_verdict_says_mixed_when_seeds_disagree():
     assert stats.verdict("a", "b", [stats.Outcome(-1.0, 0.2)] * 2) == "b > a on 2/2 seeds, p by seed 0.200, 0.200"
 
 
+def test_a_p_value_just_under_a_threshold_never_prints_as_the_threshold():
+    assert [stats.p_text(p) for p in (0.2, 0.03, 0.01)] == ["0.200", "0.030", "0.010"]
+    assert stats.p_text(10 / 1001) == "0.00999"   # beside "all p < 0.01", "0.010" would read as a contradiction
+    assert stats.p_text(0.04999) == "0.04999" and stats.p_text(0.0501) == "0.0501"
+    assert stats.p_text(0.0004) == "< 0.001"
+
+
 def test_a_group_with_a_single_seed_is_never_the_reference(sweep):
     sweep_dir, _, report = sweep
     runs, _ = load_runs(sweep_dir)

@@ -90,8 +90,14 @@ def pair_tests(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -
 
 
 def p_text(p: float) -> str:
-    """Three significant digits, so that a p just under a threshold does not print as the threshold (0.00999)."""
-    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+    """Three decimals, or as many more as it takes not to print a p beside a threshold as the threshold itself
+    (0.00999, not 0.010, next to "all p < 0.01")."""
+    if p < 0.001:
+        return "< 0.001"
+    decimals = 3
+    while float(f"{p:.{decimals}f}") in LEVELS and float(f"{p:.{decimals}f}") != p and decimals < 8:
+        decimals += 1
+    return f"{p:.{decimals}f}"
 
 
 def verdict(a: str, b: str, outcomes: list[Outcome]) -> str:
