@@ -95,7 +95,7 @@ def p_text(p: float) -> str:
     if p < 0.001:
         return "< 0.001"
     decimals = 3
-    while float(f"{p:.{decimals}f}") in LEVELS and float(f"{p:.{decimals}f}") != p and decimals < 8:
+    while decimals < 8 and (shown := float(f"{p:.{decimals}f}")) in LEVELS and shown != p:
         decimals += 1
     return f"{p:.{decimals}f}"
 
