@@ -303,6 +303,18 @@ def test_a_setting_varied_across_the_sweep_splits_a_group_instead_of_passing_for
         "gru model.net.dropout=0.1": [0, 1], "gru model.net.dropout=0.3": [0]}
 
 
+def test_a_resumed_run_stays_in_its_sweeps_group(tmp_path):
+    """A run resumed with ckpt_path= ends where the uninterrupted run ends, so it is one more seed, not a group."""
+    refs = sentences(20, seed=0)
+    for seed in (0, 1):
+        results = fake_results("gru", seed, refs, refs, refs, alignment=False)
+        results["overrides"] = ["model=gru", f"seed={seed}"] + [f"ckpt_path=multirun/{seed}"] * (seed == 0)
+        (tmp_path / str(seed)).mkdir()
+        (tmp_path / str(seed) / "results.json").write_text(json.dumps(results))
+    runs, _ = load_runs(tmp_path)
+    assert {name: [r["seed"] for r in rs] for name, rs in runs.items()} == {"gru": [0, 1]}
+
+
 def test_runs_on_different_data_are_refused_in_one_line(tmp_path):
     refs = sentences(20, seed=0)
     for job, data in enumerate(["toy", "scan"]):

@@ -29,7 +29,8 @@ class ReportError(Exception):
     """A sweep directory that holds nothing to report."""
 
 
-IGNORED = {"seed", "model", "experiment"}  # the seed is what a group averages over; the model is the label
+# The seed is what a group averages over; the model is the label; a resumed run ends where the uninterrupted one would
+IGNORED = {"seed", "model", "experiment", "ckpt_path"}
 
 
 def group_name(run: dict, varying: set[str]) -> str:
