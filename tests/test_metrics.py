@@ -9,7 +9,8 @@ from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
 from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops
-from zoo.module import SmoothedCrossEntropy, label_smoothed_nll, noam_schedule
+from zoo.errors import ConfigError
+from zoo.module import SmoothedCrossEntropy, inverse_sqrt_schedule, label_smoothed_nll, noam_schedule
 
 HYPS = ["the cat sat on the mat", "a dog ran", "it is raining today in paris", "hello world"]
 REFS = ["the cat sat on a mat", "a dog ran", "it rains today in paris", "goodbye world"]
@@ -115,6 +116,23 @@ def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():
     assert rates[1] == pytest.approx(512**-0.5 * 4000**-1.5)
     assert rates[4000] == pytest.approx(512**-0.5 / math.sqrt(4000)) == max(rates.values())
     assert rates[2000] == pytest.approx(rates[4000] / 2) and rates[16000] == pytest.approx(rates[4000] / 2)
+
+
+def test_inverse_sqrt_schedule_is_fairseqs():
+    """Linear warm-up from init_lr to lr over `warmup` updates, then lr · sqrt(warmup / updates done)."""
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.005)
+    sched = inverse_sqrt_schedule(opt, warmup=2000, init_lr=1e-7)
+    rates = []
+    for _ in range(8000):  # rates[k]: the rate of the update after k updates done
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(1e-7)
+    assert rates[1000] == pytest.approx((1e-7 + 0.005) / 2)
+    assert rates[2000] == pytest.approx(0.005) == max(rates)
+    assert rates[7999] == pytest.approx(0.005 * math.sqrt(2000 / 7999))
+    with pytest.raises(ConfigError, match=r"init_lr \(0.01\) must be between 0 and the optimizer's lr \(0.005\)"):
+        inverse_sqrt_schedule(opt, warmup=10, init_lr=0.01)
 
 
 def test_train_clock_counts_real_tokens_and_their_flops_only():

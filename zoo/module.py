@@ -94,6 +94,22 @@ def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int
     return LambdaLR(optimizer, lambda done: lrate(done + 1))  # LambdaLR counts updates done, from 0
 
 
+def inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, init_lr: float = 0.0) -> LambdaLR:
+    """fairseq's `inverse_sqrt`: the rate rises linearly from `init_lr` to the optimizer's lr over `warmup` updates,
+    then decays as lr · sqrt(warmup / step). Unlike `noam_schedule`, the optimizer's lr is the peak rate itself."""
+    peak = optimizer.defaults["lr"]
+    if not (isinstance(warmup, int) and warmup > 0):
+        raise ConfigError(f"model.scheduler.warmup ({warmup}) must be an integer > 0")
+    if not 0 <= init_lr <= peak:
+        raise ConfigError(f"model.scheduler.init_lr ({init_lr}) must be between 0 and the optimizer's lr ({peak})")
+
+    def factor(done: int) -> float:  # the multiple of the peak rate for the update after `done` updates
+        if done < warmup:
+            return (init_lr + (peak - init_lr) * done / warmup) / peak
+        return (warmup / done) ** 0.5
+    return LambdaLR(optimizer, factor)
+
+
 class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tokenizer: Tokenizer,
                  label_smoothing: float = 0.1, beam_size: int = 4,

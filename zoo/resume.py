@@ -90,17 +90,36 @@ def validates_after_this_step(trainer: L.Trainer) -> bool:
             and trainer.global_step % int(every) == 0)
 
 
-class EpochCheckpoints(ModelCheckpoint):
-    """A checkpoint at the end of every training epoch (the newest is kept), and only there: Lightning also calls
-    the end-of-epoch hook when training stops part-way through one."""
+class EpochCheckpoints(Callback):
+    """`epochN.ckpt` at the end of every training epoch, and only there (Lightning also calls the end-of-epoch hook
+    when training stops part-way through one), keeping the newest `keep`: the last N that `zoo.average` averages,
+    as fairseq's `--keep-last-epochs` keeps them for `average_checkpoints.py`. The list of kept files travels in
+    every checkpoint, so a run resumed into a new directory goes on counting (and deleting) the earlier run's files;
+    it deletes files in its own folder only."""
 
-    def __init__(self, dirpath: Path):
-        super().__init__(dirpath=dirpath, filename="epoch{epoch}", auto_insert_metric_name=False, save_top_k=1,
-                         every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    def __init__(self, folder: Path, keep: int = 1):
+        if not (isinstance(keep, int) and keep >= 1):
+            raise ValueError(f"checkpoint.keep_epochs ({keep}) must be an integer >= 1")
+        self.folder, self.keep = folder, keep
+        self.kept: list[str] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if epoch_finished(trainer):
-            super().on_train_epoch_end(trainer, pl_module)
+        if not epoch_finished(trainer):
+            return
+        path = str(self.folder / f"epoch{trainer.current_epoch}.ckpt")
+        self.kept.append(path)  # before saving, so the checkpoint lists itself
+        old, self.kept = self.kept[:-self.keep], self.kept[-self.keep:]
+        trainer.save_checkpoint(path)  # (every process calls it; the first writes)
+        if trainer.is_global_zero:
+            for file in map(Path, old):
+                if file.parent == self.folder:
+                    file.unlink(missing_ok=True)
+
+    def state_dict(self) -> dict:
+        return {"kept": list(self.kept)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.kept = list(state["kept"])
 
 
 class RandomState(Callback):

@@ -177,12 +177,15 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
         raise ConfigError("evaluate=best needs trainer.enable_checkpointing: the best weights are read back from "
                           "checkpoints/best.ckpt")
     patience, budget = cfg.early_stopping.patience, cfg.train_seconds
+    if cfg.early_stopping.monitor not in ("bleu", "loss"):
+        raise ConfigError(f"early_stopping.monitor ({cfg.early_stopping.monitor}) must be bleu or loss")
     if patience is not None and not (isinstance(patience, int) and patience > 0):
         raise ConfigError(f"early_stopping.patience ({patience}) must be an integer > 0 or null")
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ConfigError(f"train_seconds ({budget}) must be > 0 or null")
     sizes = {"trainer.max_steps": cfg.trainer.max_steps, "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,
-             "data.max_tokens": cfg.data.max_tokens, "data.eval_max_tokens": cfg.data.eval_max_tokens}
+             "checkpoint.keep_epochs": cfg.checkpoint.keep_epochs, "data.max_tokens": cfg.data.max_tokens,
+             "data.eval_max_tokens": cfg.data.eval_max_tokens}
     bad = [f"{name} ({value})" for name, value in sizes.items() if not (isinstance(value, int) and value > 0)]
     if bad:
         raise ConfigError(f"{', '.join(bad)} must be an integer > 0")
@@ -212,7 +215,10 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
                                decode=dict(cfg.decode), precision=str(cfg.trainer.precision))
     if resume is not None:
         checkpoint.check_data(resume[1], resume[0], info)
-    net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
+    try:  # what only the data's sizes can refute (share_all_embeddings with two vocabularies)
+        net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
+    except ValueError as e:
+        raise ConfigError(f"model={label}: {e}") from None
     dm.corpus.check_fits(dm.source, net.max_positions, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b)
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
@@ -225,14 +231,16 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     callbacks = [clock, stop, RandomState()]
     early = steps = best = None
     if cfg.early_stopping.patience is not None:
-        early = EarlyStopping(monitor="val/bleu", mode="max", patience=cfg.early_stopping.patience,
+        monitor = cfg.early_stopping.monitor
+        early = EarlyStopping(monitor=f"val/{monitor}", mode="max" if monitor == "bleu" else "min",
+                              patience=cfg.early_stopping.patience,
                               min_delta=cfg.early_stopping.min_delta, check_on_train_epoch_end=False)
         callbacks.append(early)
     if cfg.trainer.enable_checkpointing:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
         steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
         best = BestCheckpoint(folder)
-        callbacks += [steps, EpochCheckpoints(folder), best]
+        callbacks += [steps, EpochCheckpoints(folder, keep=cfg.checkpoint.keep_epochs), best]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from tests.conftest import BOS, EOS, PAD, TGT_V, build, random_batch
+from tests.conftest import BOS, EOS, PAD, SRC_V, TGT_V, build, random_batch
 from zoo.decoding import beam_search, greedy_search
 from zoo.models.positions import POSITIONS
 
@@ -187,6 +187,17 @@ def test_constructor_arguments_are_checked(arch, bad, message):
 def test_tied_embeddings_share_one_matrix():
     tied = build("transformer", tie_embeddings=True)
     assert tied.decoder.out.weight is tied.decoder.embed.tokens.weight
+
+
+def test_shared_embeddings_are_one_table_for_encoder_decoder_and_output():
+    shared = build("transformer", share_all_embeddings=True, src_vocab_size=TGT_V)
+    table = shared.decoder.embed.tokens.weight
+    assert shared.encoder.embed.tokens.weight is table and shared.decoder.out.weight is table
+    assert sum(p.numel() for p in shared.parameters()) == sum(
+        p.numel() for p in build("transformer", tie_embeddings=True, src_vocab_size=TGT_V).parameters()) - table.numel()
+    assert_step_by_step_equals_teacher_forcing(shared.eval())
+    with pytest.raises(ValueError, match=rf"one vocabulary for both languages, not {SRC_V} source and {TGT_V}"):
+        build("transformer", share_all_embeddings=True)
 
 
 def test_transformer_embeddings_start_small():

@@ -236,13 +236,15 @@ class Transformer(EncoderDecoder):
     d_ff=2048, 6+6 layers, dropout 0.1. `dropout` is the paper's residual dropout (5.4), on every sub-layer's output
     and on the embeddings; `attention_dropout` (on the attention weights) and `activation_dropout` (after the FFN's
     ReLU) are later additions (tensor2tensor), 0 by default as in fairseq. `positions` is one of POSITIONS;
-    max_positions bounds the sinusoidal and learned tables only."""
+    max_positions bounds the sinusoidal and learned tables only. `tie_embeddings` ties the decoder's embedding and
+    output projection (Press & Wolf 2017); `share_all_embeddings` also gives the encoder the same table (the paper's
+    3.4, and fairseq's option of that name), for a joint vocabulary only."""
 
     def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, d_model: int = 128,
                  n_heads: int = 4, d_ff: int = 512, n_encoder_layers: int = 2, n_decoder_layers: int = 2,
                  dropout: float = 0.1, attention_dropout: float = 0.0, activation_dropout: float = 0.0,
                  pre_norm: bool = False, positions: str = "sinusoidal", max_positions: int = 1024,
-                 tie_embeddings: bool = False):
+                 tie_embeddings: bool = False, share_all_embeddings: bool = False):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, d_model=d_model,
                        n_heads=n_heads, d_ff=d_ff, n_encoder_layers=n_encoder_layers,
                        n_decoder_layers=n_decoder_layers, max_positions=max_positions)
@@ -251,6 +253,9 @@ class Transformer(EncoderDecoder):
             raise ValueError(f"positions ({positions!r}) must be one of {', '.join(map(repr, POSITIONS))}")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if share_all_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError(f"share_all_embeddings needs one vocabulary for both languages, not {src_vocab_size} "
+                             f"source and {tgt_vocab_size} target tokens (data.preprocess.joint=true)")
         if d_model % 2 and positions == "sinusoidal":
             raise ValueError(f"d_model ({d_model}) must be even for sinusoidal positions")
 
@@ -265,11 +270,14 @@ class Transformer(EncoderDecoder):
                  "attention_dropout": attention_dropout, "activation_dropout": activation_dropout, "pre_norm": pre_norm,
                  "rotary": Rotary(d_head=d_model // n_heads) if positions == "rotary" else None,
                  "alibi": ALiBi(n_heads=n_heads) if positions == "alibi" else None}  # one of each, shared
-        decoder_embed, out = embedding(tgt_vocab_size), nn.Linear(d_model, tgt_vocab_size)
-        if tie_embeddings:  # Press & Wolf 2017; the paper ties both embeddings and the output projection (3.4)
+        encoder_embed, decoder_embed = embedding(src_vocab_size), embedding(tgt_vocab_size)
+        out = nn.Linear(d_model, tgt_vocab_size)
+        if tie_embeddings or share_all_embeddings:
             out.weight = decoder_embed.tokens.weight
+        if share_all_embeddings:
+            encoder_embed.tokens = decoder_embed.tokens
         super().__init__(
-            TransformerEncoder(embedding(src_vocab_size), [EncoderLayer(**layer) for _ in range(n_encoder_layers)],
+            TransformerEncoder(encoder_embed, [EncoderLayer(**layer) for _ in range(n_encoder_layers)],
                                final_norm()),
             TransformerDecoder(decoder_embed, [DecoderLayer(**layer) for _ in range(n_decoder_layers)],
                                final_norm(), out),
