@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
-from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops
+from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops, moses_tokenized
 from zoo.errors import ConfigError
 from zoo.module import SmoothedCrossEntropy, inverse_sqrt_schedule, label_smoothed_nll, noam_schedule
 
@@ -26,6 +26,18 @@ def test_corpus_scores_equal_sacrebleu():
     assert scores["exact_match"] == 25.0
     assert scores["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
     assert scores["n"] == 4
+
+
+def test_tokenized_bleu_is_sacrebleu_on_moses_tokenized_lowercased_text():
+    hyps = ["Ein Mann, der läuft.", "Zwei Hunde spielen z.B. im Schnee!", "Ein \"Kind\" & sein rotes T-Shirt."]
+    refs = ["Ein Mann läuft.", "Zwei Hunde spielen im Schnee.", "Ein Kind und sein T-Shirt."]
+    assert moses_tokenized(hyps, "de") == ["ein mann , der läuft .", "zwei hunde spielen z.b. im schnee !",
+                                           "ein &quot; kind &quot; &amp; sein rotes t-shirt ."]
+    tokenized = sacrebleu.corpus_bleu(moses_tokenized(hyps, "de"), [moses_tokenized(refs, "de")], tokenize="none")
+    assert corpus_scores(hyps, refs, "de")["bleu_tok"] == tokenized.score
+    # not the same figure as sacreBLEU's 13a tokenization lowercased, which splits "z . b ." into four tokens
+    assert tokenized.score != corpus_scores(hyps, refs, "de")["bleu_lc"]
+    assert corpus_scores([h.upper() for h in hyps], refs, "de")["bleu_tok"] == tokenized.score
 
 
 def test_torchmetrics_validation_bleu_agrees_when_nothing_needs_smoothing():

@@ -1,5 +1,6 @@
 """What a run measures. Scores on detokenized text with the `sacrebleu` package, the reference implementation:
-BLEU with its signature, chrF, exact match, and BLEU by source-length bucket. (Validation logs torchmetrics'
+BLEU with its signature, chrF, exact match, and BLEU by source-length bucket; and BLEU the way the Multi30k papers
+report it, on Moses-tokenized lowercased text (`bleu_tok`). (Validation logs torchmetrics'
 SacreBLEUScore, which does not smooth zero n-gram counts; the test figures here do, with sacrebleu's default 'exp'
 smoothing.) Training throughput in real tokens per second, model FLOPs utilisation against the device's measured
 matrix-multiply peak, validation BLEU against training time, and peak memory."""
@@ -12,16 +13,33 @@ import time
 import torch
 from lightning.pytorch.callbacks import Callback
 from sacrebleu.metrics import BLEU, CHRF
+from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from zoo.resume import every_process, this_process
 
 
-def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
+def moses_tokenized(texts: list[str], lang: str) -> list[str]:
+    """Lowercased, punctuation-normalised and Moses-tokenized text, as the Multi30k data's own preprocessing
+    (lowercase.perl, normalize-punctuation.perl, tokenizer.perl; Elliott et al. 2016) and the papers' BLEU see it.
+    `escape` writes & < > ' " as XML entities, as tokenizer.perl does by default."""
+    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    return [tokenizer.tokenize(normalizer.normalize(t.lower()), escape=True, return_str=True) for t in texts]
+
+
+def bleu_tok(hyps: list[str], refs: list[str], lang: str):
+    """BLEU on Moses-tokenized lowercased text (`moses_tokenized`), scored by sacreBLEU with no tokenization of its
+    own: the figure of multi-bleu.perl -lc, and of fairseq's and nmtpytorch's BLEU on tokenized text, which the
+    Multi30k literature quotes. Not comparable with detokenized sacreBLEU (`bleu`)."""
+    return BLEU(tokenize="none", force=True).corpus_score(moses_tokenized(hyps, lang), [moses_tokenized(refs, lang)])
+
+
+def corpus_scores(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
     """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace),
     BLEU's signature, and the hypothesis/reference length ratio as BLEU's brevity penalty sees it (`len_ratio`,
     `sys_len`, `ref_len`, in sacreBLEU's tokens).
-    `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first, which comes
-    closer to the tokenized lowercased BLEU most papers report (multi-bleu.perl on Moses-tokenized text)."""
+    `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first but keeps
+    sacreBLEU's 13a tokenization; `bleu_tok` is BLEU on Moses-tokenized lowercased text of language `lang`, the
+    figure the Multi30k papers report (see `bleu_tok`)."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     metric = BLEU()
@@ -29,6 +47,7 @@ def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
     return {
         "bleu": bleu.score,
         "bleu_lc": BLEU(lowercase=True).corpus_score(hyps, [refs]).score,
+        "bleu_tok": bleu_tok(hyps, refs, lang).score,
         "chrf": CHRF().corpus_score(hyps, [refs]).score,
         "exact_match": 100.0 * sum(h.split() == r.split() for h, r in zip(hyps, refs)) / max(len(refs), 1),
         "len_ratio": bleu.sys_len / max(bleu.ref_len, 1), "sys_len": bleu.sys_len, "ref_len": bleu.ref_len,
@@ -38,10 +57,10 @@ def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
 
 
 def decoding_scores(hyps: list[str], refs: list[str], hit_limit: list[bool], src_lens: list[int],
-                    width: int) -> dict:
+                    width: int, lang: str = "en") -> dict:
     """`corpus_scores` of one decoding of a split, the share of hypotheses (%) that reached their length limit
     without EOS, and both again by source-length bucket: whether a model failed on content or on stopping."""
-    return {**corpus_scores(hyps, refs), "hit_limit": percent(hit_limit),
+    return {**corpus_scores(hyps, refs, lang), "hit_limit": percent(hit_limit),
             "by_src_len": bleu_by_length(src_lens, hyps, refs, width, hit_limit)}
 
 

@@ -1,5 +1,5 @@
 """One run: data, model, module and trainer from the config; training; evaluation of the test splits by greedy and
-beam search; `results.json`, a summary table and sample translations."""
+beam search (zoo/evaluation.py); `results.json`, a summary table and sample translations."""
 from __future__ import annotations
 
 import json
@@ -16,90 +16,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
-from zoo import checkpoint
-from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
-                        all_processes)
+from zoo import average, checkpoint
 from zoo.data.datamodule import TranslationDataModule
-from zoo.decoding import length_limits
-from zoo.errors import ConfigError, EvaluationFailed, TrainingStopped
-from zoo.metrics import (TrainClock, corpus_scores, decoding_scores, device_name, matmul_peak_flops, peak_memory,
-                         percent, plateaued)
+from zoo.errors import CheckpointError, ConfigError, EvaluationFailed, TrainingStopped
+from zoo.evaluation import alignment_sample, evaluate, final_weights, tune_alpha
+from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory, plateaued
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
+from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
+                        all_processes)
 from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
-
-
-def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
-                    beam: bool) -> tuple[list[str], float, list[bool]]:
-    """Translations of `split` in its original order; generated tokens per second (every output token, and the EOS
-    of each hypothesis that ended by itself); and for each translation whether it stopped at its length limit
-    without EOS. Under DDP each process translates its share of the batches and every process gets them all."""
-    ids: dict[int, list[int]] = {}
-    hit: dict[int, bool] = {}
-    module.eval()
-    start = time.perf_counter()
-    with trainer.precision_plugin.forward_context():
-        for batch in dm.loader(split, distributed=True):
-            src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
-            out = module.generate(src, src_mask, beam=beam)
-            limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
-            for i, h, limit in zip(batch["index"].tolist(), out, limits):
-                ids[i], hit[i] = h, len(h) >= limit  # (an EOS within the limit is cut off, so len(h) < limit)
-    shares = all_processes((ids, hit, time.perf_counter() - start))
-    ids = {i: h for share, _, _ in shares for i, h in share.items()}
-    hit = {i: flag for _, share, _ in shares for i, flag in share.items()}
-    generated = sum(len(h) + (not hit[i]) for i, h in ids.items())
-    tokens_per_s = generated / max(seconds for _, _, seconds in shares)
-    order = range(len(dm.split_ids(split)))
-    return [module.tokenizer.decode(ids[i]) for i in order], tokens_per_s, [hit[i] for i in order]
-
-
-def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
-    """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
-    and by greedy search (under "greedy"), every hypothesis of both kept; the "fit" sample of training pairs by
-    greedy search; decoding speed on the first test split."""
-    results = {}
-    for split in dm.test_splits:
-        srcs, refs = (list(side) for side in zip(*dm.texts[split]))
-        src_lens = dm.split_ids(split).lengths[0].tolist()
-        beam, beam_tps, beam_hit = translate_split(module, dm, trainer, split, beam=True)
-        greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
-        if split == dm.test_splits[0]:
-            results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
-        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width)
-        results[split] = {
-            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width),
-            "greedy": {k: v for k, v in greedy_scores.items() if k not in ("signature", "n")},
-            "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
-                        for s, r, b, g in zip(srcs, refs, beam, greedy)],
-        }
-    if dm.fit_sample is not None:
-        srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
-        greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
-        results["fit"] = {**corpus_scores(greedy, refs), "hit_limit": percent(hit),
-                          "samples": [{"source": s, "reference": r, "hypothesis": h}
-                                      for s, r, h in zip(srcs, refs, greedy)]}
-    return results
-
-
-def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: int = 12) -> dict | None:
-    """For the report's heatmaps: the alignment weights of the model's own greedy translation of one sentence of
-    the first test split (the first with `length` source tokens, or the nearest length, so every run picks the same
-    one). Rows are the output tokens (then EOS), columns the source tokens; None for a model without attention."""
-    split = dm.split_ids(dm.test_splits[0])  # already encoded: the cache's ids, not the tokenizer again
-    nearest = int(abs(split.lengths[0] - length).argmin())  # the first of the nearest length
-    ids = split[nearest][1].tolist()
-    src = torch.tensor([ids], device=module.device)  # (1, S)
-    src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
-    module.eval()
-    with torch.no_grad():
-        hyp = module.generate(src, src_mask)[0]
-        tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
-        weights = module.net.alignment(src, src_mask, tgt_in)  # (1, T, S) or None
-    if weights is None:
-        return None
-    return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
-            "weights": weights[0].float().tolist()}
 
 
 def print_summary(results: dict, n_samples: int) -> None:
@@ -111,12 +37,12 @@ def print_summary(results: dict, n_samples: int) -> None:
           f"peak memory {results['memory']['peak_mb']:.0f} MB")
     print(f"data: {corpus['splits']['train']['pairs']:,} training pairs, vocabularies {corpus['src_vocab']:,} / "
           f"{corpus['tgt_vocab']:,}, padding efficiency {100 * corpus['padding_efficiency']:.1f}%")
-    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'lc BLEU':>7} {'chrF':>6} {'exact':>6} {'len':>5} "
-          f"{'limit%':>6}   BLEU by source length")
+    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'tok BLEU':>8} {'chrF':>6} {'exact':>6} {'len':>5} "
+          f"{'limit%':>6}   BLEU by source length  (tok BLEU: Moses-tokenized lowercased, as the papers report)")
     for split in results["test_splits"]:
         r = results[split]
         by_len = "  ".join(f"{b['lo']}-{b['hi']}:{b['bleu']:.0f}" for b in r["by_src_len"])
-        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy']['bleu']:>7.1f} {r['bleu_lc']:>7.1f} "
+        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy']['bleu']:>7.1f} {r['bleu_tok']:>8.1f} "
               f"{r['chrf']:>6.1f} {r['exact_match']:>6.1f} {r['len_ratio']:>5.2f} {r['hit_limit']:>6.1f}   {by_len}")
     if "fit" in results:
         fit, val = results["fit"], train["val_curve"]
@@ -171,11 +97,14 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     except ValueError as e:
         raise ConfigError(f"model={run_label()}: {e}") from None
     check_decoding(**cfg.decode)
-    if cfg.evaluate not in ("last", "best"):
-        raise ConfigError(f"evaluate ({cfg.evaluate}) must be last or best")
-    if cfg.evaluate == "best" and not cfg.trainer.enable_checkpointing:
-        raise ConfigError("evaluate=best needs trainer.enable_checkpointing: the best weights are read back from "
-                          "checkpoints/best.ckpt")
+    if cfg.evaluate not in ("last", "best", "average"):
+        raise ConfigError(f"evaluate ({cfg.evaluate}) must be last, best or average")
+    if cfg.evaluate != "last" and not cfg.trainer.enable_checkpointing:
+        raise ConfigError(f"evaluate={cfg.evaluate} needs trainer.enable_checkpointing: those weights are read back "
+                          f"from the run's checkpoints")
+    alphas = cfg.tune_alpha
+    if alphas is not None and not (len(alphas) > 0 and all(isinstance(a, (int, float)) and a >= 0 for a in alphas)):
+        raise ConfigError(f"tune_alpha ({alphas}) must be a list of length penalties >= 0, or null")
     patience, budget = cfg.early_stopping.patience, cfg.train_seconds
     if cfg.early_stopping.monitor not in ("bleu", "loss"):
         raise ConfigError(f"early_stopping.monitor ({cfg.early_stopping.monitor}) must be bleu or loss")
@@ -198,6 +127,9 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
         return None
     path = checkpoint.resolve(str(cfg.ckpt_path))
     info = checkpoint.read(path)["zoo"]
+    if "averaged" in info:
+        raise CheckpointError(f"checkpoint {path} is an average of {len(info['averaged'])} checkpoints, weights only: "
+                              f"training cannot resume from it (resume from the run's last.ckpt)")
     net_class, net_kwargs = net_spec(cfg)
     checkpoint.check_matches(info, path, model=run_label(), net_class=net_class, net_kwargs=net_kwargs)
     return path, info
@@ -229,7 +161,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
     clock, stop = TrainClock(budget_s=cfg.train_seconds), GracefulStop()
     callbacks = [clock, stop, RandomState()]
-    early = steps = best = None
+    early = steps = best = epochs = None
     if cfg.early_stopping.patience is not None:
         monitor = cfg.early_stopping.monitor
         early = EarlyStopping(monitor=f"val/{monitor}", mode="max" if monitor == "bleu" else "min",
@@ -240,7 +172,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
         steps = StepCheckpoints(folder, every_n_steps=cfg.checkpoint.every_n_steps)
         best = BestCheckpoint(folder)
-        callbacks += [steps, EpochCheckpoints(folder, keep=cfg.checkpoint.keep_epochs), best]
+        epochs = EpochCheckpoints(folder, keep=cfg.checkpoint.keep_epochs)
+        callbacks += [steps, epochs, best]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -258,13 +191,14 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         raise TrainingStopped(f"stopped by {stop.reason} after step {trainer.global_step}; {kept(steps)}")
     wall_s = time.perf_counter() - start
     curve = [p["bleu"] for p in clock.val_curve]
-    evaluated = "best" if cfg.evaluate == "best" and best is not None and best.path else "last"
-    if evaluated == "best":
-        module.load_state_dict(torch.load(best.path, map_location="cpu", weights_only=True)["state_dict"])
-        print(f"evaluating the best weights by validation BLEU (step {best.step}): {best.path}")
-    elif cfg.evaluate == "best":
-        print("evaluating the last weights: no validation ran, so there are no best ones")
+    evaluated, averaged = final_weights(module, cfg.evaluate, best, epochs)
     module.to(device)  # Lightning moves the module back to the CPU after fit
+    alpha_tuning = None if cfg.tune_alpha is None else tune_alpha(module, dm, trainer, list(cfg.tune_alpha))
+    average_path = None
+    if averaged is not None and trainer.is_global_zero:  # the weights scored, with the alpha they are scored with
+        average_path = Path(epochs.folder) / "average.ckpt"
+        averaged["zoo"]["decode"] = {**averaged["zoo"]["decode"], "alpha": module.beam["alpha"]}
+        average.save(averaged, average_path)
     try:
         evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
     except Exception as e:  # the trained model is safe in its checkpoint: say how to score it again
@@ -291,15 +225,18 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
                   "best_val_bleu": max(curve, default=None),
                   "best_step": clock.val_curve[curve.index(max(curve))]["step"] if curve else None,
                   "val_plateaued": plateaued(curve), "evaluated": evaluated,
+                  "averaged": None if averaged is None else averaged["zoo"]["averaged"],
                   "stopped_early": early is not None and early.wait_count >= early.patience,
                   "out_of_time": cfg.train_seconds is not None and clock.seconds >= cfg.train_seconds,
                   "resumed_from": None if resume is None else str(resume[0])},
         **({"fit": evaluation["fit"]} if "fit" in evaluation else {}),
-        "decode": evaluation["decode"], "decoding": dict(cfg.decode),
+        "decode": evaluation["decode"], "decoding": {**cfg.decode, "alpha": module.beam["alpha"]},
+        "alpha_tuning": alpha_tuning,
         "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
         "checkpoint": None if steps is None else steps.last_model_path,
         "best_checkpoint": None if best is None else best.path,
+        "average_checkpoint": None if average_path is None else str(average_path),
         "wandb": wandb_identity(logger),
     }
 

@@ -45,8 +45,11 @@ class TranslationDataModule(L.LightningDataModule):
 
     def __init__(self, source: Source, *, preprocess: dict | None = None, cache_dir: str = ".cache/zoo",
                  root: str | None = None, split: str | None = None, max_tokens: int = 4096,
-                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0, fit_size: int = 200):
+                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0, fit_size: int = 200,
+                 tgt_lang: str | None = None):
         super().__init__()
+        # the target language, for the Moses tokenizer of tokenized BLEU: the source's own (Multi30k's), else this
+        self.tgt_lang = getattr(source, "tgt_lang", None) or tgt_lang or "en"
         self.source, self.settings, self.cache_dir = source, Settings(**(preprocess or {})), cache_dir
         self.root, self.split = root, split
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
@@ -144,6 +147,7 @@ class TranslationDataModule(L.LightningDataModule):
 
     def summary(self) -> dict:
         """What the results record about the data: sizes, what preprocessing dropped, vocabularies, padding."""
-        return {"root": self.root, "split": self.split, "settings": vars(self.settings), "splits": self.corpus.stats,
+        return {"root": self.root, "split": self.split, "tgt_lang": self.tgt_lang, "settings": vars(self.settings),
+                "splits": self.corpus.stats,
                 "src_vocab": len(self.src_tokenizer), "tgt_vocab": len(self.tgt_tokenizer),
                 "padding_efficiency": self.sampler("train", shuffle=True).padding_efficiency()}

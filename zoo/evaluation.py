@@ -1,0 +1,130 @@
+"""After training: the weights a run is scored with (the last, the best by validation BLEU, or the average of the
+last epochs' checkpoints), beam search's length penalty tuned on the validation split, and the scoring of the test
+splits by beam and greedy search with every hypothesis kept."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from zoo import average
+from zoo.data.datamodule import TranslationDataModule
+from zoo.decoding import length_limits
+from zoo.metrics import corpus_scores, decoding_scores, percent
+from zoo.module import Seq2SeqModule
+from zoo.resume import BestCheckpoint, EpochCheckpoints, all_processes
+
+
+def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
+                    beam: bool) -> tuple[list[str], float, list[bool]]:
+    """Translations of `split` in its original order; generated tokens per second (every output token, and the EOS
+    of each hypothesis that ended by itself); and for each translation whether it stopped at its length limit
+    without EOS. Under DDP each process translates its share of the batches and every process gets them all."""
+    ids: dict[int, list[int]] = {}
+    hit: dict[int, bool] = {}
+    module.eval()
+    start = time.perf_counter()
+    with trainer.precision_plugin.forward_context():
+        for batch in dm.loader(split, distributed=True):
+            src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
+            out = module.generate(src, src_mask, beam=beam)
+            limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
+            for i, h, limit in zip(batch["index"].tolist(), out, limits):
+                ids[i], hit[i] = h, len(h) >= limit  # (an EOS within the limit is cut off, so len(h) < limit)
+    shares = all_processes((ids, hit, time.perf_counter() - start))
+    ids = {i: h for share, _, _ in shares for i, h in share.items()}
+    hit = {i: flag for _, share, _ in shares for i, flag in share.items()}
+    generated = sum(len(h) + (not hit[i]) for i, h in ids.items())
+    tokens_per_s = generated / max(seconds for _, _, seconds in shares)
+    order = range(len(dm.split_ids(split)))
+    return [module.tokenizer.decode(ids[i]) for i in order], tokens_per_s, [hit[i] for i in order]
+
+
+def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
+    """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
+    and by greedy search (under "greedy"), every hypothesis of both kept; the "fit" sample of training pairs by
+    greedy search; decoding speed on the first test split."""
+    results = {}
+    for split in dm.test_splits:
+        srcs, refs = (list(side) for side in zip(*dm.texts[split]))
+        src_lens = dm.split_ids(split).lengths[0].tolist()
+        beam, beam_tps, beam_hit = translate_split(module, dm, trainer, split, beam=True)
+        greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
+        if split == dm.test_splits[0]:
+            results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
+        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, dm.tgt_lang)
+        results[split] = {
+            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, dm.tgt_lang),
+            "greedy": {k: v for k, v in greedy_scores.items() if k not in ("signature", "n")},
+            "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
+                        for s, r, b, g in zip(srcs, refs, beam, greedy)],
+        }
+    if dm.fit_sample is not None:
+        srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
+        greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
+        results["fit"] = {**corpus_scores(greedy, refs, dm.tgt_lang), "hit_limit": percent(hit),
+                          "samples": [{"source": s, "reference": r, "hypothesis": h}
+                                      for s, r, h in zip(srcs, refs, greedy)]}
+    return results
+
+
+def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: int = 12) -> dict | None:
+    """For the report's heatmaps: the alignment weights of the model's own greedy translation of one sentence of
+    the first test split (the first with `length` source tokens, or the nearest length, so every run picks the same
+    one). Rows are the output tokens (then EOS), columns the source tokens; None for a model without attention."""
+    split = dm.split_ids(dm.test_splits[0])  # already encoded: the cache's ids, not the tokenizer again
+    nearest = int(abs(split.lengths[0] - length).argmin())  # the first of the nearest length
+    ids = split[nearest][1].tolist()
+    src = torch.tensor([ids], device=module.device)  # (1, S)
+    src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
+    module.eval()
+    with torch.no_grad():
+        hyp = module.generate(src, src_mask)[0]
+        tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
+        weights = module.net.alignment(src, src_mask, tgt_in)  # (1, T, S) or None
+    if weights is None:
+        return None
+    return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
+            "weights": weights[0].float().tolist()}
+
+
+def final_weights(module: Seq2SeqModule, evaluate: str, best: BestCheckpoint | None,
+                  epochs: EpochCheckpoints | None) -> tuple[str, dict | None]:
+    """Loads the weights the test splits are scored with into `module`: `evaluate` is last (as trained), best (the
+    best validation BLEU's checkpoint) or average (the mean of the epoch checkpoints the run kept). Returns which
+    weights they are, and for an average the averaged checkpoint (`zoo.average.average`); falls back to the last
+    weights, saying so, when there are none of the kind asked for."""
+    if evaluate == "best" and best is not None and best.path:
+        module.load_state_dict(torch.load(best.path, map_location="cpu", weights_only=True)["state_dict"])
+        print(f"evaluating the best weights by validation BLEU (step {best.step}): {best.path}")
+        return "best", None
+    if evaluate == "average" and epochs is not None and epochs.kept:
+        paths = [Path(p) for p in epochs.kept]
+        averaged = average.average(paths)
+        module.load_state_dict(averaged["state_dict"])
+        print(f"evaluating the average of the last {len(paths)} epoch checkpoints ({paths[0].name} ... "
+              f"{paths[-1].name})")
+        return "average", averaged
+    if evaluate != "last":
+        print(f"evaluating the last weights: there are no {evaluate} ones (no validation ran, or no epoch ended)")
+    return "last", None
+
+
+def tune_alpha(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, alphas: list[float]) -> dict:
+    """Beam search's length penalty chosen on the validation split only (the test splits play no part): each
+    alpha's validation BLEU (detokenized sacreBLEU; tokenized BLEU beside it), the best kept in `module` (the first
+    of equal ones)."""
+    refs = [ref for _, ref in dm.texts["val"]]
+    scores = []
+    for alpha in alphas:
+        module.beam["alpha"] = float(alpha)
+        hyps, _, _ = translate_split(module, dm, trainer, "val", beam=True)
+        s = corpus_scores(hyps, refs, dm.tgt_lang)
+        scores.append({"alpha": float(alpha), "bleu": s["bleu"], "bleu_tok": s["bleu_tok"]})
+    chosen = max(scores, key=lambda s: s["bleu"])  # max keeps the first of equal ones
+    module.beam["alpha"] = chosen["alpha"]
+    print("length penalty on validation: " + ", ".join(f"alpha {s['alpha']:g}: BLEU {s['bleu']:.2f}" for s in scores)
+          + f"; chosen {chosen['alpha']:g}")
+    return {"split": "val", "metric": "bleu", "scores": scores, "alpha": chosen["alpha"]}
