@@ -91,7 +91,7 @@ def make_old(results: dict) -> dict:
     for split in results["test_splits"]:
         s = results[split]
         s["greedy_bleu"] = s.pop("greedy")["bleu"]
-        for key in ("len_ratio", "sys_len", "ref_len", "hit_limit"):
+        for key in ("len_ratio", "sys_len", "ref_len", "hit_limit", "bleu_tok"):
             del s[key]
         s["by_src_len"] = [{k: v for k, v in b.items() if k in ("lo", "hi", "n", "bleu")} for b in s["by_src_len"]]
         s["samples"] = [{k: v for k, v in x.items() if k != "greedy"} for x in s["samples"]]
@@ -158,8 +158,12 @@ def test_a_score_cell_holds_mean_spread_and_every_seeds_value(sweep):
     _, data, report = sweep
     beams = [bleu(data["systems"]["attention", s][0], data["refs"]) for s in SEEDS]
     greedies = [bleu(data["systems"]["attention", s][1], data["refs"]) for s in SEEDS]
-    assert "| model | runs | BLEU beam | BLEU greedy | chrF | exact % beam | exact % greedy |" in report
-    assert row(section(report, "test"), "attention")[:4] == ["attention", "3", listed(beams), listed(greedies)]
+    assert ("| model | runs | BLEU beam | BLEU greedy | tok BLEU beam | chrF | exact % beam | exact % greedy |"
+            in report)
+    toks = [corpus_scores(data["systems"]["attention", s][0], data["refs"])["bleu_tok"] for s in SEEDS]
+    assert row(section(report, "test"), "attention")[:5] == ["attention", "3", listed(beams), listed(greedies),
+                                                             listed(toks)]
+    assert "tok BLEU is BLEU on Moses-tokenized lowercased text" in report.splitlines()[2]
     assert row(section(report, "test"), PRECISE)[2] == f"{bleu(data['systems'][PRECISE, 0][0], data['refs']):.1f}"
     costs = section(report, "test").split("| model | params")[1]
     assert row(costs, "attention")[2:] == ["2,000 ± 1,000", "2,000 ± 0 / 800 ± 0", "300 ± 0", "10.0 ± 0.0",
@@ -179,13 +183,13 @@ def test_beyond_five_seeds_a_cell_gives_the_range_and_a_missing_figure_a_dash():
 def test_every_split_shows_both_decodings_and_their_length_diagnostics(sweep):
     _, data, report = sweep
     splits = section(report, "Every test split")
-    assert ("| model | split | BLEU beam | BLEU greedy | exact % beam | exact % greedy | len ratio beam "
-            "| len ratio greedy | hit limit % beam | hit limit % greedy |") in splits
+    assert ("| model | split | BLEU beam | BLEU greedy | tok BLEU beam | tok BLEU greedy | exact % beam "
+            "| exact % greedy | len ratio beam | len ratio greedy | hit limit % beam | hit limit % greedy |") in splits
     cells = row(splits.split("| gru | test_long |")[0], "gru")  # gru's first row: test
     ratios = [BLEU().corpus_score(data["systems"]["gru", s][1], [data["refs"]]) for s in SEEDS]
     ratios = [r.sys_len / r.ref_len for r in ratios]
-    assert cells[7] == listed(ratios, 2)
-    assert cells[8:] == ["5.0 ± 0.0 (5.0, 5.0, 5.0)", "10.0 ± 0.0 (10.0, 10.0, 10.0)"]
+    assert cells[9] == listed(ratios, 2)
+    assert cells[10:] == ["5.0 ± 0.0 (5.0, 5.0, 5.0)", "10.0 ± 0.0 (10.0, 10.0, 10.0)"]
     by_length = section(report, "BLEU by source length (tokens; the longest training source has 20)")
     assert row(by_length, "test_long")[:3] == ["test_long", "21-30", "55"]
     assert row(by_length, "test_long")[4].endswith("; len 0.97")

@@ -96,16 +96,19 @@ def beam(run: dict, split: str) -> dict:
     return run[split]
 
 
-FIGURES = (("BLEU", "bleu", 1), ("exact %", "exact_match", 1), ("len ratio", "len_ratio", 2),
-           ("hit limit %", "hit_limit", 1))  # (header, key, digits) of each decoding, on every split
+FIGURES = (("BLEU", "bleu", 1), ("tok BLEU", "bleu_tok", 1), ("exact %", "exact_match", 1),
+           ("len ratio", "len_ratio", 2), ("hit limit %", "hit_limit", 1))  # (header, key, digits) of each decoding, on every split
 
 
 def main_table(runs: dict[str, list[dict]], split: str) -> list[str]:
-    rows = ["| model | runs | BLEU beam | BLEU greedy | chrF | exact % beam | exact % greedy |", "|" + "---|" * 7]
+    """Beam and greedy BLEU, chrF and exact match; tokenized lowercased BLEU too where the runs measured it."""
+    tok = any("bleu_tok" in r[split] for rs in runs.values() for r in rs)
+    columns = [("BLEU beam", beam, "bleu"), ("BLEU greedy", plots.greedy, "bleu"),
+               *([("tok BLEU beam", beam, "bleu_tok")] if tok else []), ("chrF", beam, "chrf"),
+               ("exact % beam", beam, "exact_match"), ("exact % greedy", plots.greedy, "exact_match")]
+    rows = ["| model | runs | " + " | ".join(name for name, _, _ in columns) + " |", "|" + "---|" * (2 + len(columns))]
     for model, rs in runs.items():
-        beams, greedies = [r[split] for r in rs], [plots.greedy(r, split) for r in rs]
-        cells = [cell([f.get(key) for f in figures]) for figures, key in (
-            (beams, "bleu"), (greedies, "bleu"), (beams, "chrf"), (beams, "exact_match"), (greedies, "exact_match"))]
+        cells = [cell([decoding(r, split).get(key) for r in rs]) for _, decoding, key in columns]
         rows.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + " |")
     return rows
 
@@ -225,7 +228,25 @@ def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
             f"A score reads mean ± sample standard deviation over a group's seeds, then in brackets each seed's own "
             f"value in seed order (beyond {LISTED} seeds, their min–max); costs (speed, memory, time) are mean ± "
             f"standard deviation. BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`); \"beam\" is "
-            f"beam search of size {first['decoding']['beam_size']}, \"greedy\" greedy decoding of the same model.", ""]
+            f"beam search of size {first['decoding']['beam_size']}, \"greedy\" greedy decoding of the same model."
+            + (" tok BLEU is BLEU on Moses-tokenized lowercased text (sacremoses, then sacreBLEU with tokenize=none), "
+               "the figure the Multi30k papers report; it is not comparable with BLEU." if "bleu_tok" in first[split]
+               else "") + scoring(runs), ""]
+
+
+def scoring(runs: dict[str, list[dict]]) -> str:
+    """Which weights were scored and with what length penalty, where the runs did not simply take the last ones."""
+    rs = [r for group in runs.values() for r in group]
+    evaluated = sorted({r["train"].get("evaluated", "last") for r in rs})
+    text = "" if evaluated == ["last"] else f" Test figures from the {' / '.join(evaluated)} weights" + (
+        f" (the average of each run's last {len(rs[0]['train']['averaged'])} epoch checkpoints)"
+        if evaluated == ["average"] else "") + "."
+    tuned = [r["alpha_tuning"] for r in rs if r.get("alpha_tuning")]
+    if tuned:
+        offered = ", ".join(f"{s['alpha']:g}" for s in tuned[0]["scores"])
+        chosen = ", ".join(f"{t['alpha']:g}" for t in tuned)
+        text += f" Beam search's length penalty was chosen on the validation split from {offered}: {chosen}, run by run."
+    return text
 
 
 def write_report(sweep_dir: Path) -> Path:
