@@ -276,6 +276,30 @@ def test_the_comparison_sweeps_three_models_at_matched_size_over_three_seeds(tmp
     assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes
 
 
+def test_the_multi30k_recipes_build_with_their_own_batches_and_schedules():
+    """experiment=multi30k_converged sweeps the three published recipes; each builds on a joint vocabulary (the
+    Transformer shares one table three ways) and brings its own batch, validation interval and step ceiling."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        params = compose("config", overrides=["experiment=multi30k_converged"],
+                         return_hydra_config=True).hydra.sweeper.params
+    models = params["model"].split(",")
+    assert models == ["multi30k/transformer_tiny", "multi30k/attention_nmtpy", "multi30k/gru_nmtpy"]
+    for model in models:
+        cfg = compose_config("experiment=multi30k_converged", f"model={model}")
+        assert cfg.data.max_tokens == cfg.model.max_tokens and cfg.trainer.val_check_interval == cfg.model.val_every
+        assert (cfg.evaluate, cfg.checkpoint.keep_epochs, cfg.decode.beam_size) == ("average", 10, 5)
+        with torch.device("meta"):
+            net = instantiate(cfg.model.net)(src_vocab_size=10000, tgt_vocab_size=10000, pad_id=0)
+        optimizer = instantiate(cfg.model.optimizer)([torch.zeros(1, requires_grad=True)])
+        if cfg.model.scheduler is not None:
+            instantiate(cfg.model.scheduler)(optimizer)
+    tiny = compose_config("experiment=multi30k_converged")
+    assert tiny.model.scheduler._target_ == "zoo.module.inverse_sqrt_schedule" and tiny.trainer.max_steps == 8000
+    with torch.device("meta"):
+        net = instantiate(tiny.model.net)(src_vocab_size=10000, tgt_vocab_size=10000, pad_id=0)
+    assert net.encoder.embed.tokens.weight is net.decoder.out.weight
+
+
 def without_network(log: Path) -> tuple[list[str], dict]:
     """A command prefix and environment in which nothing reaches another machine: a network namespace of its own
     (no interfaces but a loopback that is down) where the kernel allows one, and, always, tests/no_network's guard
