@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.test_translate import RUN, write_checkpoint
-from zoo import checkpoint
+from zoo import average, checkpoint
+from zoo.errors import CheckpointError
 from zoo.resume import EpochCheckpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,30 @@ def test_the_average_is_the_mean_of_the_weights_and_translates_like_any_checkpoi
         torch.testing.assert_close(averaged["state_dict"][k], v * (1 + 2 - 0.5) / 3)
     assert averaged["zoo"]["averaged"] == [str(a), str(b), str(c)]
     assert checkpoint.load_net(averaged) is not None  # what zoo.translate does with it
+
+
+def test_each_weight_keeps_its_dtype_and_integer_buffers_must_agree(tmp_path):
+    a = torch.load(write_checkpoint(tmp_path / "a.ckpt"), weights_only=True)
+    name = next(iter(a["state_dict"]))
+    states = []
+    for i, value in enumerate((1.0, 2.0, 4.0)):
+        ckpt = {**a, "state_dict": {**a["state_dict"], name: torch.full((3,), value, dtype=torch.bfloat16),
+                                    "net.steps": torch.tensor([7])}}
+        torch.save(ckpt, tmp_path / f"{i}.ckpt")
+        states.append(tmp_path / f"{i}.ckpt")
+    averaged = average.average(states)["state_dict"]
+    assert averaged[name].dtype == torch.bfloat16  # summed in fp64, rounded once
+    assert torch.equal(averaged[name], torch.full((3,), 7 / 3, dtype=torch.float64).to(torch.bfloat16))
+    assert torch.equal(averaged["net.steps"], torch.tensor([7]))
+    ckpt = torch.load(states[2], weights_only=True)
+    ckpt["state_dict"]["net.steps"] = torch.tensor([8])
+    torch.save(ckpt, states[2])
+    with pytest.raises(CheckpointError, match=rf"checkpoint {states[2]}: net.steps differs from .*0.ckpt's"):
+        average.average(states)
+    del ckpt["state_dict"]["net.steps"]
+    torch.save(ckpt, states[2])
+    with pytest.raises(CheckpointError, match=rf"checkpoint {states[2]} holds other weights than .*0.ckpt"):
+        average.average(states)
 
 
 def test_nothing_is_overwritten_and_other_models_are_refused(tmp_path):

@@ -17,12 +17,13 @@ REFS = ["the cat sat on a mat", "a dog ran", "it rains today in paris", "goodbye
 
 
 def test_corpus_scores_equal_sacrebleu():
-    scores = corpus_scores(HYPS, REFS)
+    scores = corpus_scores(HYPS, REFS, lang="en")
     assert scores["bleu"] == sacrebleu.corpus_bleu(HYPS, [REFS]).score
     assert scores["chrf"] == sacrebleu.corpus_chrf(HYPS, [REFS]).score
     assert scores["bleu_lc"] == sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
     upper = [h.upper() for h in HYPS]  # case counts in `bleu`, not in `bleu_lc`
-    assert corpus_scores(upper, REFS)["bleu_lc"] == scores["bleu_lc"] > corpus_scores(upper, REFS)["bleu"]
+    shouted = corpus_scores(upper, REFS, lang="en")
+    assert shouted["bleu_lc"] == scores["bleu_lc"] > shouted["bleu"]
     assert scores["exact_match"] == 25.0
     assert scores["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
     assert scores["n"] == 4
@@ -34,10 +35,10 @@ def test_tokenized_bleu_is_sacrebleu_on_moses_tokenized_lowercased_text():
     assert moses_tokenized(hyps, "de") == ["ein mann , der läuft .", "zwei hunde spielen z.b. im schnee !",
                                            "ein &quot; kind &quot; &amp; sein rotes t-shirt ."]
     tokenized = sacrebleu.corpus_bleu(moses_tokenized(hyps, "de"), [moses_tokenized(refs, "de")], tokenize="none")
-    assert corpus_scores(hyps, refs, "de")["bleu_tok"] == tokenized.score
+    assert corpus_scores(hyps, refs, lang="de")["bleu_tok"] == tokenized.score
     # not the same figure as sacreBLEU's 13a tokenization lowercased, which splits "z . b ." into four tokens
-    assert tokenized.score != corpus_scores(hyps, refs, "de")["bleu_lc"]
-    assert corpus_scores([h.upper() for h in hyps], refs, "de")["bleu_tok"] == tokenized.score
+    assert tokenized.score != corpus_scores(hyps, refs, lang="de")["bleu_lc"]
+    assert corpus_scores([h.upper() for h in hyps], refs, lang="de")["bleu_tok"] == tokenized.score
 
 
 def test_torchmetrics_validation_bleu_agrees_when_nothing_needs_smoothing():
@@ -56,7 +57,7 @@ def test_bleu_by_length_scores_each_bucket_alone():
 
 def test_mismatched_lengths_are_an_error():
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
-        corpus_scores(["a", "b"], ["a"])
+        corpus_scores(["a", "b"], ["a"], lang="en")
 
 
 def test_label_smoothing_zero_is_cross_entropy_over_real_tokens():

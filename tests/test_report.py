@@ -41,7 +41,7 @@ def corrupt(refs: list[str], rate: float, seed: int) -> list[str]:
 def figures(hyps: list[str], refs: list[str], hit_limit: float) -> dict:
     """A decoding's figures as zoo/train.py writes them."""
     score = BLEU().corpus_score(hyps, [refs])
-    return {**corpus_scores(hyps, refs), "len_ratio": score.sys_len / score.ref_len, "sys_len": score.sys_len,
+    return {**corpus_scores(hyps, refs, lang="en"), "len_ratio": score.sys_len / score.ref_len, "sys_len": score.sys_len,
             "ref_len": score.ref_len, "hit_limit": hit_limit}
 
 
@@ -160,7 +160,7 @@ def test_a_score_cell_holds_mean_spread_and_every_seeds_value(sweep):
     greedies = [bleu(data["systems"]["attention", s][1], data["refs"]) for s in SEEDS]
     assert ("| model | runs | BLEU beam | BLEU greedy | tok BLEU beam | chrF | exact % beam | exact % greedy |"
             in report)
-    toks = [corpus_scores(data["systems"]["attention", s][0], data["refs"])["bleu_tok"] for s in SEEDS]
+    toks = [corpus_scores(data["systems"]["attention", s][0], data["refs"], lang="en")["bleu_tok"] for s in SEEDS]
     assert row(section(report, "test"), "attention")[:5] == ["attention", "3", listed(beams), listed(greedies),
                                                              listed(toks)]
     assert "tok BLEU is BLEU on Moses-tokenized lowercased text" in report.splitlines()[2]

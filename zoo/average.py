@@ -6,7 +6,7 @@ models; Wu et al. 2021, whose Multi30k recipe the zoo follows, the last 10 epoch
     python -m zoo.average a.ckpt b.ckpt c.ckpt --output average.ckpt
 
 A run directory's epoch checkpoints are the ones its run kept (`checkpoint.keep_epochs`), in order, wherever a resumed
-run left them. The average carries the weights and the newest file's "zoo" entry (so `python -m zoo.translate`
+run left them. The average carries the weights and the last file's "zoo" entry (so `python -m zoo.translate`
 reads it like any checkpoint) plus the list of files averaged; it has no optimizer state, so training cannot resume
 from it. Nothing is overwritten.
 """
@@ -38,24 +38,24 @@ def epoch_checkpoints(run: Path) -> list[Path]:
 
 def average(paths: list[Path]) -> dict:
     """The checkpoint whose weights are the mean of `paths`' (summed in fp64, stored in each weight's own dtype;
-    integer buffers must agree and are kept), with the newest file's "zoo" entry and `zoo.averaged` listing them.
-    Refuses files of different models or vocabularies, naming them."""
+    integer buffers must agree and are kept), with the "zoo" entry of the last file listed and `zoo.averaged`
+    listing them all. Refuses files of different models or vocabularies, naming them."""
     if not paths:
         raise UserError("no checkpoints to average")
-    first = checkpoint.read(paths[0])
+    first = last = checkpoint.read(paths[0])
     total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["state_dict"].items()}
     for path in paths[1:]:
-        ckpt = checkpoint.read(path)
+        last = checkpoint.read(path)
         for key in ("net", "src_tokenizer", "tgt_tokenizer"):
-            if ckpt["zoo"][key] != first["zoo"][key]:
+            if last["zoo"][key] != first["zoo"][key]:
                 raise CheckpointError(f"checkpoint {path} is not the same model as {paths[0]} (its {key} differs)")
-        for k, v in ckpt["state_dict"].items():
+        if last["state_dict"].keys() != total.keys():
+            raise CheckpointError(f"checkpoint {path} holds other weights than {paths[0]}")
+        for k, v in last["state_dict"].items():
             if v.is_floating_point():
                 total[k] += v.double()
             elif not torch.equal(v, total[k]):
                 raise CheckpointError(f"checkpoint {path}: {k} differs from {paths[0]}'s and cannot be averaged")
-        last = ckpt
-    last = last if len(paths) > 1 else first
     state = {k: (v / len(paths)).to(first["state_dict"][k].dtype) if v.is_floating_point() else v
              for k, v in total.items()}
     return {"state_dict": state, "zoo": {**last["zoo"], "averaged": [str(p) for p in paths]},

@@ -54,9 +54,9 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
         greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
         if split == dm.test_splits[0]:
             results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
-        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, dm.tgt_lang)
+        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, lang=dm.tgt_lang)
         results[split] = {
-            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, dm.tgt_lang),
+            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, lang=dm.tgt_lang),
             "greedy": {k: v for k, v in greedy_scores.items() if k not in ("signature", "n")},
             "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
                         for s, r, b, g in zip(srcs, refs, beam, greedy)],
@@ -64,7 +64,7 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     if dm.fit_sample is not None:
         srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
         greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
-        results["fit"] = {**corpus_scores(greedy, refs, dm.tgt_lang), "hit_limit": percent(hit),
+        results["fit"] = {**corpus_scores(greedy, refs, lang=dm.tgt_lang), "hit_limit": percent(hit),
                           "samples": [{"source": s, "reference": r, "hypothesis": h}
                                       for s, r, h in zip(srcs, refs, greedy)]}
     return results
@@ -88,6 +88,25 @@ def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: i
         return None
     return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
             "weights": weights[0].float().tolist()}
+
+
+def prepare(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, *, evaluate: str,
+            alphas: list[float] | None, best: BestCheckpoint | None, epochs: EpochCheckpoints | None) -> dict:
+    """Everything between training and decoding the test splits: the weights to score (`final_weights`), the
+    length penalty chosen on validation (`tune_alpha`, with `alphas`), and for an average, `average.ckpt` beside the
+    epoch checkpoints holding those weights with that penalty, so that `python -m zoo.translate` reproduces the
+    test translations. Returns what results.json records of it."""
+    evaluated, averaged = final_weights(module, evaluate, best, epochs)
+    module.to(trainer.strategy.root_device)  # Lightning moves the module back to the CPU after fit
+    tuning = None if alphas is None else tune_alpha(module, dm, trainer, alphas)
+    path = None
+    if averaged is not None:
+        path = Path(epochs.folder) / "average.ckpt"
+        averaged["zoo"]["decode"] = {**averaged["zoo"]["decode"], "alpha": module.beam["alpha"]}
+        if trainer.is_global_zero:
+            average.save(averaged, path)
+    return {"evaluated": evaluated, "averaged": None if averaged is None else averaged["zoo"]["averaged"],
+            "alpha_tuning": tuning, "average_checkpoint": None if path is None else str(path)}
 
 
 def final_weights(module: Seq2SeqModule, evaluate: str, best: BestCheckpoint | None,
@@ -121,7 +140,7 @@ def tune_alpha(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trai
     for alpha in alphas:
         module.beam["alpha"] = float(alpha)
         hyps, _, _ = translate_split(module, dm, trainer, "val", beam=True)
-        s = corpus_scores(hyps, refs, dm.tgt_lang)
+        s = corpus_scores(hyps, refs, lang=dm.tgt_lang)
         scores.append({"alpha": float(alpha), "bleu": s["bleu"], "bleu_tok": s["bleu_tok"]})
     chosen = max(scores, key=lambda s: s["bleu"])  # max keeps the first of equal ones
     module.beam["alpha"] = chosen["alpha"]

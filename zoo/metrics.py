@@ -13,6 +13,7 @@ import time
 import torch
 from lightning.pytorch.callbacks import Callback
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics.bleu import BLEUScore
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from zoo.resume import every_process, this_process
@@ -26,14 +27,14 @@ def moses_tokenized(texts: list[str], lang: str) -> list[str]:
     return [tokenizer.tokenize(normalizer.normalize(t.lower()), escape=True, return_str=True) for t in texts]
 
 
-def bleu_tok(hyps: list[str], refs: list[str], lang: str):
+def bleu_tok(hyps: list[str], refs: list[str], lang: str) -> BLEUScore:
     """BLEU on Moses-tokenized lowercased text (`moses_tokenized`), scored by sacreBLEU with no tokenization of its
     own: the figure of multi-bleu.perl -lc, and of fairseq's and nmtpytorch's BLEU on tokenized text, which the
     Multi30k literature quotes. Not comparable with detokenized sacreBLEU (`bleu`)."""
     return BLEU(tokenize="none", force=True).corpus_score(moses_tokenized(hyps, lang), [moses_tokenized(refs, lang)])
 
 
-def corpus_scores(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
+def corpus_scores(hyps: list[str], refs: list[str], *, lang: str) -> dict:
     """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace),
     BLEU's signature, and the hypothesis/reference length ratio as BLEU's brevity penalty sees it (`len_ratio`,
     `sys_len`, `ref_len`, in sacreBLEU's tokens).
@@ -57,10 +58,10 @@ def corpus_scores(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
 
 
 def decoding_scores(hyps: list[str], refs: list[str], hit_limit: list[bool], src_lens: list[int],
-                    width: int, lang: str = "en") -> dict:
+                    width: int, *, lang: str) -> dict:
     """`corpus_scores` of one decoding of a split, the share of hypotheses (%) that reached their length limit
     without EOS, and both again by source-length bucket: whether a model failed on content or on stopping."""
-    return {**corpus_scores(hyps, refs, lang), "hit_limit": percent(hit_limit),
+    return {**corpus_scores(hyps, refs, lang=lang), "hit_limit": percent(hit_limit),
             "by_src_len": bleu_by_length(src_lens, hyps, refs, width, hit_limit)}
 
 

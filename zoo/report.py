@@ -97,7 +97,7 @@ def beam(run: dict, split: str) -> dict:
 
 
 FIGURES = (("BLEU", "bleu", 1), ("tok BLEU", "bleu_tok", 1), ("exact %", "exact_match", 1),
-           ("len ratio", "len_ratio", 2), ("hit limit %", "hit_limit", 1))  # (header, key, digits) of each decoding, on every split
+           ("len ratio", "len_ratio", 2), ("hit limit %", "hit_limit", 1))  # (header, key, digits): every split
 
 
 def main_table(runs: dict[str, list[dict]], split: str) -> list[str]:
@@ -238,14 +238,14 @@ def scoring(runs: dict[str, list[dict]]) -> str:
     """Which weights were scored and with what length penalty, where the runs did not simply take the last ones."""
     rs = [r for group in runs.values() for r in group]
     evaluated = sorted({r["train"].get("evaluated", "last") for r in rs})
+    counts = sorted({len(r["train"]["averaged"]) for r in rs if r["train"].get("averaged")})
     text = "" if evaluated == ["last"] else f" Test figures from the {' / '.join(evaluated)} weights" + (
-        f" (the average of each run's last {len(rs[0]['train']['averaged'])} epoch checkpoints)"
-        if evaluated == ["average"] else "") + "."
+        f" (the average of each run's last {' or '.join(map(str, counts))} epoch checkpoints)" if counts else "") + "."
     tuned = [r["alpha_tuning"] for r in rs if r.get("alpha_tuning")]
     if tuned:
         offered = ", ".join(f"{s['alpha']:g}" for s in tuned[0]["scores"])
         chosen = ", ".join(f"{t['alpha']:g}" for t in tuned)
-        text += f" Beam search's length penalty was chosen on the validation split from {offered}: {chosen}, run by run."
+        text += f" Beam search's length penalty was chosen on the validation split from {offered}: {chosen}."
     return text
 
 

@@ -67,17 +67,18 @@ class StepCheckpoints(ModelCheckpoint):
             self.save_now(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if epoch_finished(trainer):  # `EpochCheckpoints` writes the epoch's own file; here only last.ckpt
-            self.save_now(trainer, last_only=True)
+        if epoch_finished(trainer):  # `EpochCheckpoints` writes the epoch's own file; here only last.ckpt, always
+            # (even when this step's checkpoint is written: EpochCheckpoints has just changed its list of kept files)
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_global_step_saved = trainer.global_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_now(trainer)
 
-    def save_now(self, trainer: L.Trainer, last_only: bool = False) -> None:
+    def save_now(self, trainer: L.Trainer) -> None:
         if trainer.global_step > self._last_global_step_saved:
             candidates = self._monitor_candidates(trainer)
-            if not last_only:
-                self._save_topk_checkpoint(trainer, candidates)
+            self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
             self._last_global_step_saved = trainer.global_step
 
@@ -98,9 +99,7 @@ class EpochCheckpoints(Callback):
     it deletes files in its own folder only."""
 
     def __init__(self, folder: Path, keep: int = 1):
-        if not (isinstance(keep, int) and keep >= 1):
-            raise ValueError(f"checkpoint.keep_epochs ({keep}) must be an integer >= 1")
-        self.folder, self.keep = folder, keep
+        self.folder, self.keep = folder, keep  # (train.check_config checks checkpoint.keep_epochs)
         self.kept: list[str] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

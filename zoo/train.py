@@ -14,12 +14,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from zoo import average, checkpoint
+from zoo import checkpoint
 from zoo.data.datamodule import TranslationDataModule
 from zoo.errors import CheckpointError, ConfigError, EvaluationFailed, TrainingStopped
-from zoo.evaluation import alignment_sample, evaluate, final_weights, tune_alpha
+from zoo.evaluation import alignment_sample, evaluate, prepare
 from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory, plateaued
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
@@ -102,9 +102,16 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     if cfg.evaluate != "last" and not cfg.trainer.enable_checkpointing:
         raise ConfigError(f"evaluate={cfg.evaluate} needs trainer.enable_checkpointing: those weights are read back "
                           f"from the run's checkpoints")
+    if cfg.evaluate == "average" and cfg.checkpoint.keep_epochs < 2:
+        raise ConfigError(f"evaluate=average needs checkpoint.keep_epochs >= 2 (it is {cfg.checkpoint.keep_epochs}): "
+                          f"the epoch checkpoints kept are the ones averaged")
     alphas = cfg.tune_alpha
-    if alphas is not None and not (len(alphas) > 0 and all(isinstance(a, (int, float)) and a >= 0 for a in alphas)):
+    if alphas is not None and not (isinstance(alphas, ListConfig) and len(alphas) > 0 and all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and a >= 0 for a in alphas)):
         raise ConfigError(f"tune_alpha ({alphas}) must be a list of length penalties >= 0, or null")
+    if alphas is not None and cfg.evaluate != "average":
+        raise ConfigError(f"tune_alpha needs evaluate=average (not {cfg.evaluate}): the averaged checkpoint is the one "
+                          f"that carries the chosen length penalty, so that zoo.translate reproduces the test scores")
     patience, budget = cfg.early_stopping.patience, cfg.train_seconds
     if cfg.early_stopping.monitor not in ("bleu", "loss"):
         raise ConfigError(f"early_stopping.monitor ({cfg.early_stopping.monitor}) must be bleu or loss")
@@ -147,6 +154,9 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
                                decode=dict(cfg.decode), precision=str(cfg.trainer.precision))
     if resume is not None:
         checkpoint.check_data(resume[1], resume[0], info)
+    if net_kwargs.get("share_all_embeddings") and not dm.settings.joint:
+        raise ConfigError(f"model={label}: share_all_embeddings needs one vocabulary for both languages "
+                          f"(data.preprocess.joint=true)")
     try:  # what only the data's sizes can refute (share_all_embeddings with two vocabularies)
         net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
     except ValueError as e:
@@ -191,15 +201,9 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         raise TrainingStopped(f"stopped by {stop.reason} after step {trainer.global_step}; {kept(steps)}")
     wall_s = time.perf_counter() - start
     curve = [p["bleu"] for p in clock.val_curve]
-    evaluated, averaged = final_weights(module, cfg.evaluate, best, epochs)
-    module.to(device)  # Lightning moves the module back to the CPU after fit
-    alpha_tuning = None if cfg.tune_alpha is None else tune_alpha(module, dm, trainer, list(cfg.tune_alpha))
-    average_path = None
-    if averaged is not None and trainer.is_global_zero:  # the weights scored, with the alpha they are scored with
-        average_path = Path(epochs.folder) / "average.ckpt"
-        averaged["zoo"]["decode"] = {**averaged["zoo"]["decode"], "alpha": module.beam["alpha"]}
-        average.save(averaged, average_path)
     try:
+        scored = prepare(module, dm, trainer, evaluate=cfg.evaluate, best=best, epochs=epochs,
+                         alphas=None if cfg.tune_alpha is None else list(cfg.tune_alpha))
         evaluation = evaluate(module, dm, trainer, cfg.bucket_width)
     except Exception as e:  # the trained model is safe in its checkpoint: say how to score it again
         raise EvaluationFailed(f"evaluation failed after training ({type(e).__name__}: {e}); "
@@ -224,19 +228,18 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
                   "val_bleu": None if val_bleu is None else float(val_bleu),
                   "best_val_bleu": max(curve, default=None),
                   "best_step": clock.val_curve[curve.index(max(curve))]["step"] if curve else None,
-                  "val_plateaued": plateaued(curve), "evaluated": evaluated,
-                  "averaged": None if averaged is None else averaged["zoo"]["averaged"],
+                  "val_plateaued": plateaued(curve), "evaluated": scored["evaluated"], "averaged": scored["averaged"],
                   "stopped_early": early is not None and early.wait_count >= early.patience,
                   "out_of_time": cfg.train_seconds is not None and clock.seconds >= cfg.train_seconds,
                   "resumed_from": None if resume is None else str(resume[0])},
         **({"fit": evaluation["fit"]} if "fit" in evaluation else {}),
         "decode": evaluation["decode"], "decoding": {**cfg.decode, "alpha": module.beam["alpha"]},
-        "alpha_tuning": alpha_tuning,
+        "alpha_tuning": scored["alpha_tuning"],
         "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
         "checkpoint": None if steps is None else steps.last_model_path,
         "best_checkpoint": None if best is None else best.path,
-        "average_checkpoint": None if average_path is None else str(average_path),
+        "average_checkpoint": scored["average_checkpoint"],
         "wandb": wandb_identity(logger),
     }
 
