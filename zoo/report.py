@@ -294,11 +294,12 @@ def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[s
     offline_throughout(identity["mode"])
     run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
                      mode=identity["mode"], dir=str(sweep_dir), reinit="finish_previous")
-    columns = ["model", "seed", "params", "bleu", "greedy_bleu", "chrf", "exact_match", "train_tokens_per_s",
-               "greedy_tokens_per_s", "beam_tokens_per_s", "peak_mb", "mfu"]
+    columns = ["model", "seed", "params", "bleu", "greedy_bleu", "bleu_tok", "chrf", "exact_match",
+               "train_tokens_per_s", "greedy_tokens_per_s", "beam_tokens_per_s", "peak_mb", "mfu"]
     split = next(iter(runs.values()))[0]["test_splits"][0]
     table = wandb.Table(columns=columns, data=[
-        [m, r["seed"], r["params"], r[split]["bleu"], plots.greedy(r, split).get("bleu"), r[split]["chrf"],
+        [m, r["seed"], r["params"], r[split]["bleu"], plots.greedy(r, split).get("bleu"), r[split].get("bleu_tok"),
+         r[split]["chrf"],
          r[split]["exact_match"], r["train"]["tokens_per_s"], r["decode"]["greedy_tokens_per_s"],
          r["decode"]["beam_tokens_per_s"], r["memory"]["peak_mb"], r["train"]["mfu"]]
         for m, rs in runs.items() for r in rs])
