@@ -36,12 +36,14 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
      "error: trainer.max_steps (0), checkpoint.every_n_steps (0) must be an integer > 0"),
     (["data.max_tokens=-5"], "error: data.max_tokens (-5) must be an integer > 0"),
     (["early_stopping.monitor=bleu_tok"], "error: early_stopping.monitor (bleu_tok) must be bleu or loss"),
-    (["evaluate=average"], "error: evaluate=average needs checkpoint.keep_epochs >= 2 (it is 1): the epoch "
-                           "checkpoints kept are the ones averaged"),
-    (["evaluate=average", "checkpoint.keep_epochs=3", "tune_alpha=0.6"],
+    (["evaluate=average", "trainer.enable_checkpointing=true"],
+     "error: evaluate=average needs checkpoint.keep_epochs >= 2 (it is 1): the epoch checkpoints kept are the ones "
+     "averaged"),
+    (["evaluate=average", "trainer.enable_checkpointing=true", "checkpoint.keep_epochs=3", "tune_alpha=0.6"],
      "error: tune_alpha (0.6) must be a list of length penalties >= 0, or null"),
-    (["evaluate=best", "tune_alpha=[0,1]"], "error: tune_alpha needs evaluate=average (not best): the averaged "
-     "checkpoint is the one that carries the chosen length penalty, so that zoo.translate reproduces the test scores"),
+    (["evaluate=best", "trainer.enable_checkpointing=true", "tune_alpha=[0,1]"],
+     "error: tune_alpha needs evaluate=average (not best): the averaged checkpoint is the one that carries the chosen "
+     "length penalty, so that zoo.translate reproduces the test scores"),
     (["checkpoint.keep_epochs=0"], "error: checkpoint.keep_epochs (0) must be an integer > 0"),
 ])
 def test_invalid_hyperparameters_are_refused_before_the_data_is_prepared(tmp_path, overrides, message):
@@ -51,7 +53,7 @@ def test_invalid_hyperparameters_are_refused_before_the_data_is_prepared(tmp_pat
 
 @pytest.mark.slow  # run.py in a subprocess: the data is prepared before this can be known
 def test_shared_embeddings_need_a_joint_vocabulary(tmp_path):
-    assert error_line(run(tmp_path, "model.net.share_all_embeddings=true", "data.preprocess.joint=false")) == (
+    assert error_line(run(tmp_path, "+model.net.share_all_embeddings=true", "data.preprocess.joint=false")) == (
         "error: model=transformer: share_all_embeddings needs one vocabulary for both languages "
         "(data.preprocess.joint=true)")
 
