@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from zoo import checkpoint
-from zoo.errors import CheckpointError, UserError
+from zoo.errors import CheckpointError, UserError, exit_status
 from zoo.translate import Parser
 
 
@@ -105,12 +105,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """The exit status: 0, or 1 after a one-line error on stderr for anything the user can fix."""
-    try:
-        run(parse_args(argv))
-    except UserError as e:  # CheckpointError included
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

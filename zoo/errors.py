@@ -1,5 +1,9 @@
-"""Errors that mean the user's input is wrong, not the zoo: run.py and the translate CLI print their message as one
-line, without a traceback. Each message names the value, file or line at fault."""
+"""Errors that mean the user's input is wrong, not the zoo: run.py and the command-line tools print their message as
+one line, without a traceback. Each message names the value, file or line at fault."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 
 class UserError(Exception):
@@ -20,3 +24,13 @@ class TrainingStopped(UserError):
 
 class EvaluationFailed(UserError):
     """Scoring the test splits failed after training; the message says where the trained model is kept."""
+
+
+def exit_status(command: Callable[[], object]) -> int:
+    """Runs a command-line tool's `command`: 0, or 1 after a one-line error on stderr for anything the user can fix."""
+    try:
+        command()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

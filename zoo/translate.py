@@ -23,7 +23,7 @@ from zoo import checkpoint
 from zoo.data.batching import TokenBudgetBatchSampler, collate
 from zoo.data.tokenizer import Tokenizer
 from zoo.decoding import beam_search, greedy_search
-from zoo.errors import CheckpointError, UserError
+from zoo.errors import CheckpointError, UserError, exit_status
 from zoo.models import EncoderDecoder
 from zoo.models.positions import TablePositions
 
@@ -212,12 +212,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The exit status: 0, or 1 after a one-line error on stderr for anything the user can fix."""
-    try:
-        run(parse_args(argv))
-    except UserError as e:  # CheckpointError included
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":
