@@ -274,39 +274,12 @@ def write_report(sweep_dir: Path) -> Path:
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines))
     try:
-        log_comparison(runs, sweep_dir, figures)
+        if any(r.get("wandb") for rs in runs.values() for r in rs):
+            from zoo.tracking import log_comparison  # imports lightning and wandb: only for runs that used wandb
+            log_comparison(runs, sweep_dir, figures)
     except Exception as e:  # the report is written; a wandb problem (no login for online mode, ...) must not hide it
         print(f"warning: the wandb comparison run was not logged: {e}", file=sys.stderr)
     return path
-
-
-def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[str]) -> None:
-    """A "report" run in the sweep's wandb group, with the table and the cross-architecture charts."""
-    identities = [r["wandb"] for rs in runs.values() for r in rs if r.get("wandb")]
-    if not identities:
-        return
-    # the sweep's own group, when runs of another sweep were copied in beside its own
-    identity = next((i for i in identities if i["group"] == str(sweep_dir)), identities[0])
-    import wandb
-
-    from zoo.tracking import offline_throughout  # imports lightning: not for a report without wandb runs
-
-    offline_throughout(identity["mode"])
-    run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
-                     mode=identity["mode"], dir=str(sweep_dir), reinit="finish_previous")
-    columns = ["model", "seed", "params", "bleu", "greedy_bleu", "bleu_tok", "chrf", "exact_match",
-               "train_tokens_per_s", "greedy_tokens_per_s", "beam_tokens_per_s", "peak_mb", "mfu"]
-    split = next(iter(runs.values()))[0]["test_splits"][0]
-    table = wandb.Table(columns=columns, data=[
-        [m, r["seed"], r["params"], r[split]["bleu"], plots.greedy(r, split).get("bleu"), r[split].get("bleu_tok"),
-         r[split]["chrf"],
-         r[split]["exact_match"], r["train"]["tokens_per_s"], r["decode"]["greedy_tokens_per_s"],
-         r["decode"]["beam_tokens_per_s"], r["memory"]["peak_mb"], r["train"]["mfu"]]
-        for m, rs in runs.items() for r in rs])
-    run.log({"runs": table, **{f"{metric} by model": wandb.plot.bar(table, "model", metric, title=metric)
-                               for metric in ("bleu", "train_tokens_per_s", "beam_tokens_per_s", "mfu")},
-             **{f"plots/{name}": wandb.Image(str(sweep_dir / name)) for name in figures}})
-    run.finish()
 
 
 class ReportCallback(Callback):

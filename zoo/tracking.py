@@ -1,9 +1,11 @@
 """What a run hands to Weights & Biases when the logger is wandb (the default; offline unless asked): the scalars of
 `results.json` under the same names (`test/bleu`, `train/tokens_per_s`, ...) as the run's summary, BLEU by source
-length as a table with a line plot, and a finished run even when the job fails, so a sweep logs every job."""
+length as a table with a line plot, and a finished run even when the job fails, so a sweep logs every job; at a
+sweep's end, the report's comparison run (`log_comparison`)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
@@ -56,3 +58,32 @@ def wandb_identity(logger) -> dict | None:
     run = logger.experiment
     return {"project": run.project, "group": run.group, "name": run.name, "job_type": run.job_type, "id": run.id,
             "mode": run.settings.mode, "dir": run.dir}
+
+
+def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[str]) -> None:
+    """A "report" run in the sweep's wandb group, with the table and the cross-architecture charts."""
+    identities = [r["wandb"] for rs in runs.values() for r in rs if r.get("wandb")]
+    if not identities:
+        return
+    # the sweep's own group, when runs of another sweep were copied in beside its own
+    identity = next((i for i in identities if i["group"] == str(sweep_dir)), identities[0])
+    import wandb
+
+    from zoo import plots
+
+    offline_throughout(identity["mode"])
+    run = wandb.init(project=identity["project"], group=identity["group"], name="report", job_type="report",
+                     mode=identity["mode"], dir=str(sweep_dir), reinit="finish_previous")
+    columns = ["model", "seed", "params", "bleu", "greedy_bleu", "bleu_tok", "chrf", "exact_match",
+               "train_tokens_per_s", "greedy_tokens_per_s", "beam_tokens_per_s", "peak_mb", "mfu"]
+    split = next(iter(runs.values()))[0]["test_splits"][0]
+    table = wandb.Table(columns=columns, data=[
+        [m, r["seed"], r["params"], r[split]["bleu"], plots.greedy(r, split).get("bleu"), r[split].get("bleu_tok"),
+         r[split]["chrf"],
+         r[split]["exact_match"], r["train"]["tokens_per_s"], r["decode"]["greedy_tokens_per_s"],
+         r["decode"]["beam_tokens_per_s"], r["memory"]["peak_mb"], r["train"]["mfu"]]
+        for m, rs in runs.items() for r in rs])
+    run.log({"runs": table, **{f"{metric} by model": wandb.plot.bar(table, "model", metric, title=metric)
+                               for metric in ("bleu", "train_tokens_per_s", "beam_tokens_per_s", "mfu")},
+             **{f"plots/{name}": wandb.Image(str(sweep_dir / name)) for name in figures}})
+    run.finish()
