@@ -1,5 +1,5 @@
 """The sweep report on a tiny fake sweep: every seed's value beside mean ± std, greedy beside beam, the convergence
-table, both paired tests between every pair of groups, the plots, failed jobs, results written before the schema grew,
+table, the paired tests between every pair of groups, the plots, failed jobs, results written before the schema grew,
 and the one-line errors."""
 import gzip
 import json
@@ -17,8 +17,8 @@ from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
 from zoo import stats
-from zoo.metrics import corpus_scores
-from zoo.report import ReportError, cell, load_runs, write_report
+from zoo.metrics import corpus_scores, moses_tokenized
+from zoo.report import ReportError, cell, length_penalties, load_runs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
@@ -66,7 +66,8 @@ def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy
     results = {
         "model": model, "data": "toy", "params": 1000 + len(model), "seed": seed,
         "device": {"name": "test CPU", "type": "cpu", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0},
-        "corpus": {"train_max_src_len": 20}, "test_splits": ["test", "test_long"], "test": split, "test_long": long,
+        "corpus": {"train_max_src_len": 20, "tgt_lang": "en"}, "test_splits": ["test", "test_long"],
+        "test": split, "test_long": long,
         "fit": {"n": 50, "bleu": b["bleu"] + 1, "exact_match": 50.0 + seed, "len_ratio": 1.0, "hit_limit": 0.0,
                 "samples": split["samples"][:3]},
         "train": {"wall_s": 100.0 + seed, "steps": 10, "tokens_per_s": 1000.0 * (seed + 1), "train_s": 90.0 + seed,
@@ -229,6 +230,21 @@ def test_a_better_system_wins_on_every_seed_with_sacrebleus_bootstrap_p(sweep):
     assert cells[-1].startswith("attention > gru on 3/3 seeds, all p < 0.0")
 
 
+def test_tok_bleu_gets_its_own_bootstrap_whose_gaps_are_the_runs_own_tok_bleu_gaps(sweep):
+    sweep_dir, data, report = sweep
+    runs, _ = load_runs(sweep_dir)
+    cells = row(section(report, "Is the difference real?").split("### tok BLEU")[1].split("###")[0],
+                "attention − gru")
+    refs = moses_tokenized(data["refs"], "en")
+    for seed in SEEDS:
+        a, b = ({r["seed"]: r for r in runs[m]}[seed]["test"]["bleu_tok"] for m in ("attention", "gru"))
+        systems = [(m, moses_tokenized(data["systems"][m, seed][0], "en")) for m in ("attention", "gru")]
+        _, scores = PairedTest(systems, {"BLEU": BLEU(tokenize="none", force=True)}, [refs], test_type="bs",
+                               n_samples=1000)()
+        assert cells[1 + seed] == f"{a - b:+.1f} (p {stats.p_text(scores['BLEU'][1].p_value)})"
+    assert "BLEU and tok BLEU: paired bootstrap resampling" in report
+
+
 def test_exact_match_gets_mcnemars_exact_test():
     right_a = [True] * 7 + [False] * 2 + [True] * 5 + [False] * 6
     right_b = [False] * 7 + [True] * 2 + [True] * 5 + [False] * 6
@@ -278,7 +294,7 @@ def test_results_written_before_the_schema_grew_still_report(tmp_path):
     greedy = [bleu(systems["gru", s][1], refs) for s in SEEDS]
     assert row(section(report, "test"), "gru")[3] == listed(greedy)
     assert row(section(report, "test"), "gru")[6] == "–"  # greedy exact match was not kept
-    assert "len ratio" not in report and "## Convergence" not in report
+    assert "len ratio" not in report and "## Convergence" not in report and "### tok BLEU" not in report
     assert "attention > gru on 3/3 seeds" in section(report, "Is the difference real?")
     for job in tmp_path.glob("*/results.json"):  # the committed results keep no translations at all
         results = json.loads(job.read_text())
@@ -342,3 +358,18 @@ def test_a_recorded_sweep_reports_from_its_gzipped_results_alone(tmp_path):
     live, recorded = write_report(tmp_path / "live").read_text(), write_report(tmp_path / "recorded").read_text()
     assert recorded.replace(str(tmp_path / "recorded"), "DIR") == live.replace(str(tmp_path / "live"), "DIR")
     assert "attention > gru on 3/3 seeds" in recorded
+
+
+def test_the_length_penalties_chosen_are_named_by_group_in_seed_order_with_their_grid():
+    def tuned(chosen: float, grid: tuple[float, ...]) -> dict:
+        return {"alpha_tuning": {"split": "val", "scores": [{"alpha": a, "bleu": 30.0 + a} for a in grid],
+                                 "alpha": chosen}}
+    old, new = (0.0, 1.5), (0.0, 1.5, 3.0)
+    runs = {"transformer": [{"seed": 0, **tuned(1.5, old)}, {"seed": 1, **tuned(3.0, new)}],
+            "attention": [{"seed": 0, **tuned(0.0, new)}], "gru": [{"seed": 0, "alpha_tuning": None}]}
+    said = " Beam search's length penalty was chosen on the validation split"
+    assert length_penalties(runs) == (f"{said}, in seed order: transformer 1.5 (of 0, 1.5), 3 (of 0, 1.5, 3); "
+                                      "attention 0 (of 0, 1.5, 3).")
+    del runs["transformer"][0]
+    assert length_penalties(runs) == f"{said} from 0, 1.5, 3, in seed order: transformer 3; attention 0."
+    assert length_penalties({"gru": runs["gru"]}) == ""

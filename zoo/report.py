@@ -241,12 +241,25 @@ def scoring(runs: dict[str, list[dict]]) -> str:
     counts = sorted({len(r["train"]["averaged"]) for r in rs if r["train"].get("averaged")})
     text = "" if evaluated == ["last"] else f" Test figures from the {' / '.join(evaluated)} weights" + (
         f" (the average of each run's last {' or '.join(map(str, counts))} epoch checkpoints)" if counts else "") + "."
-    tuned = [r["alpha_tuning"] for r in rs if r.get("alpha_tuning")]
-    if tuned:
-        offered = ", ".join(f"{s['alpha']:g}" for s in tuned[0]["scores"])
-        chosen = ", ".join(f"{t['alpha']:g}" for t in tuned)
-        text += f" Beam search's length penalty was chosen on the validation split from {offered}: {chosen}."
-    return text
+    return text + length_penalties(runs)
+
+
+def alphas(tuning: dict) -> str:
+    return ", ".join(f"{s['alpha']:g}" for s in tuning["scores"])
+
+
+def length_penalties(runs: dict[str, list[dict]]) -> str:
+    """Each group's length penalties chosen on validation, in seed order, and the grid they were chosen from (each
+    run's own where the runs' grids differ); nothing where no run chose one."""
+    tuned = {m: [r["alpha_tuning"] for r in group if r.get("alpha_tuning")] for m, group in runs.items()}
+    tuned = {m: ts for m, ts in tuned.items() if ts}
+    grids = {alphas(t) for ts in tuned.values() for t in ts}
+    if not grids:
+        return ""
+    chosen = "; ".join(f"{m} " + ", ".join(f"{t['alpha']:g}" + ("" if len(grids) == 1 else f" (of {alphas(t)})")
+                                           for t in ts) for m, ts in tuned.items())
+    return (" Beam search's length penalty was chosen on the validation split"
+            + (f" from {grids.pop()}" if len(grids) == 1 else "") + f", in seed order: {chosen}.")
 
 
 def write_report(sweep_dir: Path) -> Path:

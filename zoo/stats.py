@@ -3,7 +3,8 @@ paired tests on the sentences both runs translated, for every pair of groups and
 
 - BLEU: sacrebleu's paired bootstrap resampling (Koehn 2004): test sets of the same size are drawn with replacement
   from the sentences, and p is how often the gap between the two systems departs from its mean by as much as the
-  real gap does.
+  real gap does. Where the runs scored tok BLEU (Moses-tokenized lowercased text, the Multi30k papers' figure), the
+  same test on that figure too.
 - Exact match: McNemar's exact test. Only the sentences that exactly one of the two systems gets exactly right say
   anything about which is better; if neither is, each of them is a fair coin toss, so p is a two-sided binomial test
   at 1/2 on those discordant sentences.
@@ -20,6 +21,8 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
+from zoo.metrics import moses_tokenized
+
 LEVELS = (0.001, 0.01, 0.05)  # the thresholds a one-line verdict names
 
 
@@ -30,10 +33,11 @@ class Outcome(NamedTuple):
     note: str = ""
 
 
-def bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], n_samples: int) -> Outcome:
+def bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], n_samples: int, bleu: BLEU | None = None
+              ) -> Outcome:
     """BLEU of a minus BLEU of b, and the paired bootstrap's two-sided p-value (sacrebleu compares every system with
-    its first; a pair is the two-system case)."""
-    _, scores = PairedTest([("a", hyps_a), ("b", hyps_b)], {"BLEU": BLEU()}, [refs], test_type="bs",
+    its first; a pair is the two-system case). `bleu`: the metric, sacreBLEU's default BLEU unless given."""
+    _, scores = PairedTest([("a", hyps_a), ("b", hyps_b)], {"BLEU": bleu or BLEU()}, [refs], test_type="bs",
                            n_samples=n_samples)()
     a, b = scores["BLEU"]
     return Outcome(a.score - b.score, b.p_value)
@@ -53,15 +57,25 @@ def exact(samples: list[dict]) -> list[bool]:
     return [s["hypothesis"].split() == s["reference"].split() for s in samples]
 
 
-def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> tuple[Outcome, Outcome] | None:
-    """The BLEU and the exact-match test of two runs on `split`; None where either kept no translations (results
-    written before every sentence was kept) or they translated different sentences."""
+def tok_lang(run_a: dict, run_b: dict, split: str) -> str | None:
+    """The target language both runs scored tok BLEU in; None where either did not."""
+    langs = {r.get("corpus", {}).get("tgt_lang") if "bleu_tok" in r[split] else None for r in (run_a, run_b)}
+    return langs.pop() if len(langs) == 1 else None
+
+
+def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> dict[str, Outcome] | None:
+    """The BLEU test, the tok BLEU test where both runs scored it, and the exact-match test of two runs on `split`,
+    each under the report's heading for it; None where either kept no translations (results written before every
+    sentence was kept) or they translated different sentences."""
     a, b = run_a[split].get("samples"), run_b[split].get("samples")
     if not a or not b or [s["reference"] for s in a] != [s["reference"] for s in b]:
         return None
-    refs = [s["reference"] for s in a]
-    return (bootstrap([s["hypothesis"] for s in a], [s["hypothesis"] for s in b], refs, n_samples),
-            mcnemar(exact(a), exact(b)))
+    hyps_a, hyps_b, refs = [s["hypothesis"] for s in a], [s["hypothesis"] for s in b], [s["reference"] for s in a]
+    tests = {"BLEU": bootstrap(hyps_a, hyps_b, refs, n_samples)}
+    if lang := tok_lang(run_a, run_b, split):
+        tokenized = (moses_tokenized(texts, lang) for texts in (hyps_a, hyps_b, refs))
+        tests["tok BLEU"] = bootstrap(*tokenized, n_samples, BLEU(tokenize="none", force=True))
+    return tests | {"Exact match": mcnemar(exact(a), exact(b))}
 
 
 def reference(runs: dict[str, list[dict]], split: str) -> str | None:
@@ -80,7 +94,7 @@ def pairs(runs: dict[str, list[dict]], split: str) -> list[tuple[str, str]]:
 
 
 def pair_tests(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> dict:
-    """{(a, b): {seed: (bleu Outcome, exact-match Outcome)}} over the seeds each pair shares."""
+    """{(a, b): {seed: {test's heading: Outcome}}} over the seeds each pair shares (`both_tests`)."""
     tests = {}
     for a, b in pairs(runs, split):
         by_seed = {r["seed"]: r for r in runs[b]}
@@ -115,25 +129,27 @@ def verdict(a: str, b: str, outcomes: list[Outcome]) -> str:
             f"p by seed {', '.join(map(p_text, ps))}")
 
 
-def pair_table(tests: dict, seeds: list[int], which: int, digits: int, unit: str) -> list[str]:
-    """One row per pair: each shared seed's gap (first minus second) and p-value, then the verdict."""
+def pair_table(tests: dict, seeds: list[int], which: str, digits: int, unit: str) -> list[str]:
+    """One row per pair: each shared seed's gap (first minus second) on the test `which` and its p-value, then the
+    verdict; a pair no seed of which ran that test has no row."""
     rows = ["| pair (first − second) | " + " | ".join(f"seed {s}: Δ{unit} (p)" for s in seeds) + " | across seeds |",
             "|---|" + "---|" * (len(seeds) + 1)]
     for (a, b), by_seed in tests.items():
-        if not by_seed:
+        outcomes = {seed: out[which] for seed, out in by_seed.items() if which in out}
+        if not outcomes:
             continue
         cells = []
         for seed in seeds:
-            o = by_seed[seed][which] if seed in by_seed else None
+            o = outcomes.get(seed)
             note = f"{o.note}, " if o and o.note else ""
             cells.append("–" if o is None else f"{o.diff:+.{digits}f} ({note}p {p_text(o.p)})")
-        summary = verdict(a, b, [o[which] for o in by_seed.values()])
+        summary = verdict(a, b, list(outcomes.values()))
         rows.append(f"| {a} − {b} | " + " | ".join(cells) + f" | {summary} |")
     return rows
 
 
 def significance(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> list[str]:
-    """The report's section on both tests; nothing for a single group."""
+    """The report's section on the paired tests; nothing for a single group."""
     tests = pair_tests(runs, split, n_samples)
     if not tests:
         return []
@@ -142,14 +158,15 @@ def significance(runs: dict[str, list[dict]], split: str, n_samples: int = 1000)
                 "results.json (the committed results keep only their scores)."]
     seeds = sorted({s for by_seed in tests.values() for s in by_seed})
     ref = reference(runs, split)
-    lines = [f"On `{split}`, beam search's output, every pair of groups on every seed the two share. BLEU: paired "
-             f"bootstrap resampling (sacrebleu, {n_samples} resamples: how often resampled test sets show a gap that "
-             "far from its mean); exact match: McNemar's exact test (a two-sided binomial test at 1/2 on the "
-             "sentences exactly one of the two gets exactly right, counted as only-first:only-second). p < 0.05 "
-             "means the gap is unlikely to come from which sentences the test set holds; neither test says "
-             "anything about variation between seeds, which the per-seed values above show.", ""]
+    tok = any("tok BLEU" in out for by_seed in tests.values() for out in by_seed.values())
+    lines = [f"On `{split}`, beam search's output, every pair of groups on every seed the two share. BLEU"
+             + (" and tok BLEU" if tok else "") + f": paired bootstrap resampling (sacrebleu, {n_samples} resamples: "
+             "how often resampled test sets show a gap that far from its mean); exact match: McNemar's exact test (a "
+             "two-sided binomial test at 1/2 on the sentences exactly one of the two gets exactly right, counted as "
+             "only-first:only-second). p < 0.05 means the gap is unlikely to come from which sentences the test set "
+             "holds; no test says anything about variation between seeds, which the per-seed values above show.", ""]
     if ref is not None:
         lines += [f"{ref} has the best mean BLEU of the groups run on every seed; its pairs come first.", ""]
-    lines += ["### BLEU", "", *pair_table(tests, seeds, 0, 1, "BLEU"), "",
-              "### Exact match", "", *pair_table(tests, seeds, 1, 1, "%")]
-    return lines
+    for which, unit in (("BLEU", "BLEU"), *([("tok BLEU", "tok BLEU")] if tok else []), ("Exact match", "%")):
+        lines += [f"### {which}", "", *pair_table(tests, seeds, which, 1, unit), ""]
+    return lines[:-1]
