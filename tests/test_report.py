@@ -18,7 +18,8 @@ from scipy.stats import binomtest
 
 from zoo import stats
 from zoo.metrics import corpus_scores, moses_tokenized
-from zoo.report import ReportError, cell, length_penalties, load_runs, write_report
+from zoo.report import ReportError, load_runs, write_report
+from zoo.tables import cell, length_penalties
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
