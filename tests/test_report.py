@@ -19,7 +19,7 @@ from scipy.stats import binomtest
 from zoo import stats
 from zoo.metrics import corpus_scores, moses_tokenized
 from zoo.report import ReportError, load_runs, write_report
-from zoo.tables import cell, length_penalties
+from zoo.tables import cell, devices, length_penalties
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
@@ -374,3 +374,12 @@ def test_the_length_penalties_chosen_are_named_by_group_in_seed_order_with_their
     del runs["transformer"][0]
     assert length_penalties(runs) == f"{said} from 0, 1.5, 3, in seed order: transformer 3; attention 0."
     assert length_penalties({"gru": runs["gru"]}) == ""
+
+
+def test_the_header_names_each_groups_machine_where_the_runs_ran_on_different_ones(sweep):
+    _, _, report = sweep
+    said = "(bf16-mixed, measured matrix-multiply peak 500 GFLOP/s)"
+    assert f"on test CPU {said}, seeds" in report
+    cpu = {"name": "test CPU", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0}
+    runs = {"gru": [{"device": cpu}], "attention": [{"device": {**cpu, "name": "other CPU"}}, {"device": cpu}]}
+    assert devices(runs) == f"gru: test CPU {said}; attention: other CPU {said} / test CPU {said}"

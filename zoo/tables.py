@@ -163,14 +163,27 @@ def convergence(runs: dict[str, list[dict]]) -> list[str]:
             "last; stopped early and val plateaued count seeds. Training seconds exclude validation.", "", *rows]
 
 
+def device(run: dict) -> str:
+    d = run["device"]
+    return f"{d['name']} ({d['precision']}, measured matrix-multiply peak {d['matmul_peak_gflops']:,.0f} GFLOP/s)"
+
+
+def devices(runs: dict[str, list[dict]]) -> str:
+    """The machine the runs ran on, or each group's where they differ (a run recorded later, or given fewer threads:
+    its MFU is against its own peak)."""
+    by_group = {m: sorted({device(r) for r in rs}) for m, rs in runs.items()}
+    if len({d for ds in by_group.values() for d in ds}) == 1:
+        return next(iter(by_group.values()))[0]
+    return "; ".join(f"{m}: {' / '.join(ds)}" for m, ds in by_group.items())
+
+
 def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
     first = next(iter(runs.values()))[0]
     split = first["test_splits"][0]
     seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
     return [f"# {', '.join(runs)} on {first['data']}", "",
-            f"{sum(map(len, runs.values()))} runs in `{sweep_dir}`, on {first['device']['name']} "
-            f"({first['device']['precision']}, measured matrix-multiply peak "
-            f"{first['device']['matmul_peak_gflops']:,.0f} GFLOP/s), seeds {', '.join(map(str, seeds))}. "
+            f"{sum(map(len, runs.values()))} runs in `{sweep_dir}`, on {devices(runs)}, "
+            f"seeds {', '.join(map(str, seeds))}. "
             f"A score reads mean ± sample standard deviation over a group's seeds, then in brackets each seed's own "
             f"value in seed order (beyond {LISTED} seeds, their min–max); costs (speed, memory, time) are mean ± "
             f"standard deviation. BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`); \"beam\" is "
