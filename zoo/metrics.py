@@ -27,11 +27,16 @@ def moses_tokenized(texts: list[str], lang: str) -> list[str]:
     return [tokenizer.tokenize(normalizer.normalize(t.lower()), escape=True, return_str=True) for t in texts]
 
 
+def tok_bleu() -> BLEU:
+    """sacreBLEU scoring text that is already tokenized (`moses_tokenized`): no tokenization of its own."""
+    return BLEU(tokenize="none", force=True)
+
+
 def bleu_tok(hyps: list[str], refs: list[str], lang: str) -> BLEUScore:
     """BLEU on Moses-tokenized lowercased text (`moses_tokenized`), scored by sacreBLEU with no tokenization of its
     own: the figure of multi-bleu.perl -lc, and of fairseq's and nmtpytorch's BLEU on tokenized text, which the
     Multi30k literature quotes. Not comparable with detokenized sacreBLEU (`bleu`)."""
-    return BLEU(tokenize="none", force=True).corpus_score(moses_tokenized(hyps, lang), [moses_tokenized(refs, lang)])
+    return tok_bleu().corpus_score(moses_tokenized(hyps, lang), [moses_tokenized(refs, lang)])
 
 
 def corpus_scores(hyps: list[str], refs: list[str], *, lang: str) -> dict:

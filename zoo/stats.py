@@ -21,7 +21,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
-from zoo.metrics import moses_tokenized
+from zoo.metrics import moses_tokenized, tok_bleu
 
 LEVELS = (0.001, 0.01, 0.05)  # the thresholds a one-line verdict names
 
@@ -74,7 +74,7 @@ def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> dict[str
     tests = {"BLEU": bootstrap(hyps_a, hyps_b, refs, n_samples)}
     if lang := tok_lang(run_a, run_b, split):
         tokenized = (moses_tokenized(texts, lang) for texts in (hyps_a, hyps_b, refs))
-        tests["tok BLEU"] = bootstrap(*tokenized, n_samples, BLEU(tokenize="none", force=True))
+        tests["tok BLEU"] = bootstrap(*tokenized, n_samples, tok_bleu())
     return tests | {"Exact match": mcnemar(exact(a), exact(b))}
 
 
