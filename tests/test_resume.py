@@ -114,6 +114,23 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_results(reference, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_run_that_ends_mid_epoch_resumes_to_the_same_results(reference, tmp_path):
+    """A run ends part-way through an epoch when its step budget, its time budget or Ctrl-C stops it (all three end
+    training the same way); its last checkpoint must resume that epoch, not the next one."""
+    ref_dir, ref = reference
+    cache = ref_dir.parent.parent / "cache"
+    finish(start(tmp_path / "short", cache, "trainer.max_steps=17"))  # (no step checkpoint at 17)
+    last = torch.load(tmp_path / "short" / "checkpoints" / "last.ckpt", weights_only=True)
+    epoch, taken = last["TranslationDataModule"].values()
+    assert last["global_step"] == 17 and 0 < taken < epoch_length(cache, epoch)  # part-way through an epoch
+
+    resumed = finish(start(tmp_path / "resumed", cache, f"ckpt_path={tmp_path / 'short'}"))
+    assert_same_run(resumed, ref)
+    steps = losses(tmp_path / "resumed")
+    assert steps and all(steps[s] == losses(ref_dir)[s] for s in steps)
+
+
+@pytest.mark.slow
 def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_resumes_it(reference, tmp_path):
     ref_dir, ref = reference
     run = start(tmp_path / "stopped", ref_dir.parent.parent / "cache")

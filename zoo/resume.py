@@ -51,19 +51,25 @@ class StepCheckpoints(ModelCheckpoint):
 
     Changes to when it saves: at a step that validation follows, after the validation (Lightning resumes a
     checkpoint taken before a validation by skipping that validation, and the resumed run would miss a point of its
-    validation curve); at the end of every epoch, beside `EpochCheckpoints`; and when training ends or stops. So
-    `last.ckpt` is always the newest state, and the final one once a run is done."""
+    validation curve); at the end of every epoch, beside `EpochCheckpoints`; and when training ends or stops,
+    before Lightning closes the epoch (a run that ends part-way through an epoch resumes that epoch where it stood,
+    not the next one). So `last.ckpt` is always the newest state, and the final one once a run is done."""
 
     def __init__(self, dirpath: Path, every_n_steps: int):
         super().__init__(dirpath=dirpath, filename="step{step}", auto_insert_metric_name=False, save_last=True,
                          save_top_k=1, every_n_train_steps=every_n_steps, enable_version_counter=False)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args, **kwargs) -> None:
-        if not validates_after_this_step(trainer):
+        if validates_after_this_step(trainer):
+            return
+        if training_ends_here(trainer) and not epoch_finished(trainer):
+            self.save_now(trainer)  # now: once training ends, Lightning counts the epoch it stopped in as finished
+        else:
             super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.global_step % self._every_n_train_steps == 0:
+        if not trainer.sanity_checking and (trainer.global_step % self._every_n_train_steps == 0
+                                            or training_ends_here(trainer)):
             self.save_now(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -73,7 +79,7 @@ class StepCheckpoints(ModelCheckpoint):
             self._last_global_step_saved = trainer.global_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.save_now(trainer)
+        self.save_now(trainer)  # (saved already where training ended part-way through an epoch)
 
     def save_now(self, trainer: L.Trainer) -> None:
         if trainer.global_step > self._last_global_step_saved:
@@ -81,6 +87,13 @@ class StepCheckpoints(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
             self._last_global_step_saved = trainer.global_step
+
+
+def training_ends_here(trainer: L.Trainer) -> bool:
+    """Whether training ends after the step just taken (or its validation): the step budget is spent, or a callback
+    has stopped training (early stopping; `GracefulStop` and the time budget lower the step budget to this step)."""
+    max_steps = trainer.fit_loop.epoch_loop.max_steps
+    return trainer.should_stop or (max_steps is not None and 0 <= max_steps <= trainer.global_step)
 
 
 def validates_after_this_step(trainer: L.Trainer) -> bool:
