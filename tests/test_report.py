@@ -336,6 +336,22 @@ def test_a_resumed_run_stays_in_its_sweeps_group(tmp_path):
     assert {name: [r["seed"] for r in rs] for name, rs in runs.items()} == {"gru": [0, 1]}
 
 
+def test_a_time_budget_splits_a_group_only_where_it_stopped_a_run(tmp_path):
+    """train_seconds= changes a run only when the run ran out of it: a cap that a run stopped early under (or was
+    resumed under) leaves it one more seed; runs cut short by different budgets are different groups."""
+    refs = sentences(20, seed=0)
+    for job, (budget, seed, out_of_time) in enumerate([(None, 0, False), (12000, 1, False), (60, 2, True),
+                                                        (60, 3, True), (120, 4, True)]):
+        results = fake_results("gru", seed, refs, refs, refs, alignment=False)
+        results["overrides"] = ["model=gru", f"seed={seed}"] + [f"train_seconds={budget}"] * (budget is not None)
+        results["train"]["out_of_time"] = out_of_time
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "results.json").write_text(json.dumps(results))
+    runs, _ = load_runs(tmp_path)
+    assert {name: [r["seed"] for r in rs] for name, rs in runs.items()} == {
+        "gru": [0, 1], "gru train_seconds=60": [2, 3], "gru train_seconds=120": [4]}
+
+
 def test_runs_on_different_data_are_refused_in_one_line(tmp_path):
     refs = sentences(20, seed=0)
     for job, data in enumerate(["toy", "scan"]):

@@ -35,10 +35,19 @@ class ReportError(Exception):
 IGNORED = {"seed", "model", "experiment", "ckpt_path"}
 
 
+def settings(run: dict) -> dict[str, str]:
+    """The run's command-line settings, key -> value, less a time budget that did not stop it (a cap that a run
+    stopped early under, or resumed under, did not change what it trained)."""
+    given = dict(o.partition("=")[::2] for o in run.get("overrides", []))
+    if not run.get("train", {}).get("out_of_time", True):
+        given.pop("train_seconds", None)
+    return given
+
+
 def group_name(run: dict, varying: set[str]) -> str:
     """The architecture, plus every command-line setting that differs between the sweep's runs (other than the
     seed): `-m model=transformer model.net.dropout=0.1,0.3` gives two groups, not one with a false ± std."""
-    extra = [o for o in run.get("overrides", []) if o.partition("=")[0] in varying]
+    extra = [f"{k}={v}" for k, v in settings(run).items() if k in varying]
     return " ".join([run["model"], *extra])
 
 
@@ -56,8 +65,8 @@ def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
     if len(data) > 1:
         raise ReportError(f"the runs under {sweep_dir} are on different data ({', '.join(sorted(d for d, _ in data))}); "
                           "report each data set's runs separately")
-    settings = [dict(o.partition("=")[::2] for o in r.get("overrides", [])) for r in found]  # key -> value
-    varying = {k for k in set().union(*settings) - IGNORED if len({s.get(k) for s in settings}) > 1}
+    given = [settings(r) for r in found]
+    varying = {k for k in set().union(*given) - IGNORED if len({s.get(k) for s in given}) > 1}
     runs: dict[str, list[dict]] = {}
     for r in found:
         runs.setdefault(group_name(r, varying), []).append(r)
