@@ -96,6 +96,7 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
     assert train["flops_per_token"] > 0 and 0 < train["mfu"] < 1 and results["device"]["matmul_peak_gflops"] > 0
     assert [p["step"] for p in train["val_curve"]] == [3, 6]  # trainer=debug validates every 3 steps
     assert all(0 <= p["fit_bleu"] <= 100 for p in train["val_curve"])  # training pairs beside validation
+    assert all(0 < p["loss"] < 20 for p in train["val_curve"])  # validation cross-entropy, what early stopping watches
     assert results["fit"]["n"] == 200 and len(results["fit"]["samples"]) == 200
     assert (train["evaluated"], train["stopped_early"], train["out_of_time"]) == ("last", False, False)
     assert results["decode"]["greedy_tokens_per_s"] > 0 and results["decode"]["beam_tokens_per_s"] > 0

@@ -97,7 +97,8 @@ class TrainClock(Callback):
     """Training throughput in real (non-padding) tokens per second of training, where training time runs from the
     first batch to the last and excludes validation; data loading counts, as it should. Also the model FLOPs of
     those batches (3x the forward pass's matrix products: the backward pass costs about twice the forward), and
-    validation BLEU (and BLEU on the "fit" sample of training pairs) against training and wall-clock seconds.
+    validation BLEU and loss (and BLEU on the "fit" sample of training pairs) against training and wall-clock
+    seconds.
     With `budget_s`, training stops after that many seconds of training (validation excluded), for comparisons
     at equal training time."""
 
@@ -135,10 +136,12 @@ class TrainClock(Callback):
         pl_module.log("val/train_seconds", self.seconds, sync_dist=True)  # to plot validation BLEU against time
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        bleu, fit = trainer.callback_metrics.get("val/bleu"), trainer.callback_metrics.get("fit/bleu")
+        metrics = trainer.callback_metrics
+        bleu, fit, loss = (metrics.get(name) for name in ("val/bleu", "fit/bleu", "val/loss"))
         if not trainer.sanity_checking and bleu is not None:
             self.val_curve.append({"step": trainer.global_step, "train_s": self.seconds, "wall_s": self.wall_s(),
-                                   "bleu": float(bleu), "fit_bleu": None if fit is None else float(fit)})
+                                   "bleu": float(bleu), "fit_bleu": None if fit is None else float(fit),
+                                   "loss": None if loss is None else float(loss)})  # (what early stopping watches)
         self._last = time.perf_counter()  # validation time is not training time
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
