@@ -62,8 +62,10 @@ def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy
                          for r, h, gh in zip(refs, beam, greedy)]}
     keep = {"gru": 0.2, "attention": 0.8, "transformer": 0.5}[model]  # of the in-range BLEU, beyond training lengths
     long = {**split, "bleu": keep * b["bleu"], "by_src_len": by_len(keep * b["bleu"], len(refs), lo=21)}
-    curve = [{"step": 5, "train_s": 30.0, "wall_s": 31.0, "bleu": b["bleu"] / 2, "fit_bleu": b["bleu"] / 2 + 1},
-             {"step": 10, "train_s": 60.0, "wall_s": 62.0, "bleu": b["bleu"], "fit_bleu": b["bleu"] + 1}]
+    curve = [{"step": 5, "train_s": 30.0, "wall_s": 31.0, "bleu": b["bleu"] / 2, "fit_bleu": b["bleu"] / 2 + 1,
+              "loss": 2.5},
+             {"step": 10, "train_s": 60.0, "wall_s": 62.0, "bleu": b["bleu"], "fit_bleu": b["bleu"] + 1,
+              "loss": 2.0 + 0.1 * seed + 0.5 * (seed == 2)}]  # seed 2's lowest at step 5
     results = {
         "model": model, "data": "toy", "params": 1000 + len(model), "seed": seed,
         "device": {"name": "test CPU", "type": "cpu", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0},
@@ -89,7 +91,7 @@ def make_old(results: dict) -> dict:
     for key in ("best_step", "best_val_bleu", "evaluated", "stopped_early", "val_plateaued"):
         del results["train"][key]
     for point in results["train"]["val_curve"]:
-        del point["fit_bleu"]
+        del point["fit_bleu"], point["loss"]
     for split in results["test_splits"]:
         s = results[split]
         s["greedy_bleu"] = s.pop("greedy")["bleu"]
@@ -203,7 +205,8 @@ def test_convergence_counts_seeds_and_lists_best_steps(sweep):
     fit = [bleu(data["systems"]["transformer", s][0], data["refs"]) + 1 for s in SEEDS]
     assert cells[1] == listed(fit)
     assert cells[2] == "51.0 ± 1.0 (50.0, 51.0, 52.0)"
-    assert cells[4:] == ["10, 10, 5", "best 3/3", "1/3", "2/3", "91 ± 1 (90, 91, 92)"]
+    assert cells[4:] == ["10, 10, 5", "2.000 at 10, 2.100 at 10, 2.500 at 5", "best 3/3", "1/3", "2/3",
+                         "91 ± 1 (90, 91, 92)"]
 
 
 def test_every_pair_is_tested_on_every_seed_it_shares(sweep):

@@ -141,26 +141,40 @@ def count(values: list) -> str:
     return ", ".join(f"{v} {present.count(v)}/{n}" for v in sorted(set(present), key=present.index))
 
 
+def lowest_loss(train: dict) -> str:
+    """The validation curve's lowest loss and its step, what early stopping on the loss watches ("–" for results
+    written before the curve kept the loss)."""
+    points = [p for p in train.get("val_curve", []) if p.get("loss") is not None]
+    if not points:
+        return "–"
+    lowest = min(points, key=lambda p: p["loss"])
+    return f"{lowest['loss']:.3f} at {lowest['step']}"
+
+
 def convergence(runs: dict[str, list[dict]]) -> list[str]:
     """Whether each model learned its training data and when validation stopped improving; nothing for results
     written before these were kept."""
     if not any("fit" in r or "best_val_bleu" in r["train"] for rs in runs.values() for r in rs):
         return []
-    rows = ["| model | fit BLEU | fit exact % | best val BLEU | at step | test figures from | stopped early "
-            "| val plateaued | training s |", "|" + "---|" * 9]
+    losses = any(lowest_loss(r["train"]) != "–" for rs in runs.values() for r in rs)
+    rows = ["| model | fit BLEU | fit exact % | best val BLEU | at step" + " | lowest val loss" * losses
+            + " | test figures from | stopped early | val plateaued | training s |", "|" + "---|" * (9 + losses)]
     for model, rs in runs.items():
         fit, train = [r.get("fit", {}) for r in rs], [r["train"] for r in rs]
         cells = [cell([f.get("bleu") for f in fit]), cell([f.get("exact_match") for f in fit]),
                  cell([t.get("best_val_bleu") for t in train]),
                  ", ".join("–" if t.get("best_step") is None else str(t["best_step"]) for t in train),
+                 *([", ".join(map(lowest_loss, train))] if losses else []),
                  *(count([t.get(key) for t in train]) for key in ("evaluated", "stopped_early", "val_plateaued")),
                  cell([t.get("train_s") for t in train], 0)]
         rows.append(f"| {model} | " + " | ".join(cells) + " |")
     n_fit = next((r["fit"]["n"] for rs in runs.values() for r in rs if "fit" in r), None)
     return [f"Fit: greedy translations of a fixed sample of {n_fit} training pairs, how well a model learned its own "
             "training data (far above test BLEU: it memorises; low: it underfits). Best val BLEU and its step come "
-            "from the validation curve (greedy); \"test figures from\" says which checkpoint was tested, best or "
-            "last; stopped early and val plateaued count seeds. Training seconds exclude validation.", "", *rows]
+            "from the validation curve (greedy)" + ("; so does the lowest validation loss, which early stopping on "
+                                                   "the loss watches" if losses else "") + "; \"test figures from\" "
+            "says which weights were tested (best, last or the average of the last epochs); stopped early and val "
+            "plateaued count seeds. Training seconds exclude validation.", "", *rows]
 
 
 def device(run: dict) -> str:
