@@ -121,7 +121,7 @@ class EpochCheckpoints(Callback):
         path = str(self.folder / f"epoch{trainer.current_epoch}.ckpt")
         self.kept.append(path)  # before saving, so the checkpoint lists itself
         old, self.kept = self.kept[:-self.keep], self.kept[-self.keep:]
-        trainer.save_checkpoint(path)  # (every process calls it; the first writes)
+        trainer.save_checkpoint(path, weights_only=False)  # whole (every process calls it; the first writes)
         if trainer.is_global_zero:
             for file in map(Path, old):
                 if file.parent == self.folder:
@@ -220,7 +220,7 @@ class BestCheckpoint(Callback):
         if trainer.sanity_checking or bleu is None or (self.score is not None and float(bleu) <= self.score):
             return
         self.score, self.step, self.path = float(bleu), trainer.global_step, str(self.folder / "best.ckpt")
-        trainer.save_checkpoint(self.path)  # (every process calls it; the first writes)
+        trainer.save_checkpoint(self.path, weights_only=False)  # whole (every process calls it; the first writes)
 
     def state_dict(self) -> dict:
         return {"score": self.score, "step": self.step, "path": self.path}
