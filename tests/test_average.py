@@ -102,7 +102,7 @@ def test_epoch_checkpoints_keep_the_newest_n_and_list_them_across_resumes(tmp_pa
         def __init__(self, epoch):
             self.current_epoch = epoch
 
-        def save_checkpoint(self, path):
+        def save_checkpoint(self, path, weights_only=None):
             Path(path).write_text("checkpoint")
 
     first, second = tmp_path / "first", tmp_path / "second"
