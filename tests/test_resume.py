@@ -9,11 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from zoo.data.batching import TokenBudgetBatchSampler
+from zoo.errors import ConfigError
+from zoo.resume import ValidationStop
 
 ROOT = Path(__file__).resolve().parents[1]
 # 30 steps of the smoke task: about 12 epochs of 2-3 batches, so checkpoints land mid-epoch and at epoch ends
@@ -167,3 +171,52 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
     assert not (tmp_path / "run" / "results.json").exists()
 
+
+
+def curve(figure: str, values: list[float]) -> SimpleNamespace:
+    """A TrainClock as a resumed run has it: one validation point every 10 steps."""
+    return SimpleNamespace(val_curve=[{"step": 10 * (i + 1), "bleu": None, "loss": None, figure: v}
+                                      for i, v in enumerate(values)])
+
+
+@pytest.mark.parametrize("figure, values, best", [("bleu", [5.0, 7.0, 6.0, 7.0], 7.0),
+                                                  ("loss", [3.0, 2.5, 2.6, 2.5], 2.5)])
+def test_early_stopping_resumed_on_another_figure_counts_from_the_validation_curve(figure, values, best):
+    stop = ValidationStop(curve(figure, values), figure, patience=3)
+    stop.on_train_start(SimpleNamespace(global_step=40), None)
+    assert (float(stop.best_score), stop.wait_count) == (best, 2)  # (an equal score is no improvement)
+
+
+def test_early_stopping_refuses_a_resume_its_count_would_have_stopped_and_a_curve_without_its_figure():
+    stop = ValidationStop(curve("bleu", [5.0, 4.0, 3.0, 6.0]), "bleu", patience=2)
+    with pytest.raises(ConfigError, match=r"^early_stopping.monitor=bleu with patience 2 would have stopped this run "
+                                          r"at step 30; its checkpoint is at step 40$"):
+        stop.on_train_start(SimpleNamespace(global_step=40), None)
+    stop = ValidationStop(curve("bleu", [5.0, 6.0]), "loss", patience=2)
+    with pytest.raises(ConfigError, match="the resumed run's validation curve has no loss at step 10 to count from"):
+        stop.on_train_start(SimpleNamespace(global_step=20), None)
+
+
+def test_early_stopping_resumed_with_its_own_figure_keeps_its_count_and_takes_the_new_patience():
+    before = ValidationStop(curve("bleu", []), "bleu", patience=3)
+    before.best_score, before.wait_count = torch.tensor(7.0), 2
+    after = ValidationStop(curve("bleu", [9.0, 9.0, 9.0]), "bleu", patience=10)  # (a curve it must not replay)
+    after.load_state_dict(before.state_dict())
+    after.on_train_start(SimpleNamespace(global_step=30), None)
+    assert (float(after.best_score), after.wait_count, after.patience) == (7.0, 2, 10)
+
+
+@pytest.mark.slow
+def test_a_run_resumed_on_another_stopping_figure_ends_as_one_that_watched_it_throughout(reference, tmp_path):
+    ref_dir, ref = reference
+    cache = ref_dir.parent.parent / "cache"
+    finish(start(tmp_path / "short", cache, "trainer.max_steps=20", "early_stopping.monitor=loss",
+                 "early_stopping.patience=100"))
+    resumed = finish(start(tmp_path / "resumed", cache, f"ckpt_path={tmp_path / 'short'}",
+                           "early_stopping.monitor=bleu", "early_stopping.patience=50"))
+    assert_same_run(resumed, ref)  # (no stop within 50 checks)
+    bleu = [p["bleu"] for p in ref["train"]["val_curve"]]
+    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    state = saved["EarlyStopping{'monitor': 'val/bleu', 'mode': 'max'}"]
+    assert (float(state["best_score"]), state["wait_count"], state["patience"]) == (
+        max(bleu), len(bleu) - 1 - bleu.index(max(bleu)), 50)

@@ -16,7 +16,9 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from zoo.errors import ConfigError
 
 
 def all_processes(obj) -> list:
@@ -227,3 +229,39 @@ class BestCheckpoint(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.score, self.step, self.path = state["score"], state["step"], state["path"]
+
+
+class ValidationStop(EarlyStopping):
+    """Lightning's EarlyStopping on validation BLEU (higher is better) or loss, resumable under a changed setting.
+    Lightning keeps the patience saved in the checkpoint and drops the count of a figure the run did not watch
+    before; here the configured patience holds, and a run resumed with another `early_stopping.monitor` counts from
+    its own validation curve (`clock.val_curve`) as if it had watched that figure from the start. Where that count
+    would already have stopped the run, it refuses, naming the step."""
+
+    def __init__(self, clock: Callback, figure: str, patience: int, min_delta: float = 0.0):
+        super().__init__(monitor=f"val/{figure}", mode="max" if figure == "bleu" else "min", patience=patience,
+                         min_delta=min_delta, check_on_train_epoch_end=False)
+        self.clock, self.figure, self.restored = clock, figure, False
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's EarlyStopping's key, so that checkpoints saved with it resume."""
+        return f"EarlyStopping{{'monitor': {self.monitor!r}, 'mode': {self.mode!r}}}"
+
+    def load_state_dict(self, state: dict) -> None:
+        patience = self.patience
+        super().load_state_dict(state)
+        self.patience, self.restored = patience, True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.restored:
+            return
+        for point in self.clock.val_curve:  # (empty unless resumed)
+            value = point.get(self.figure)
+            if value is None:
+                raise ConfigError(f"early_stopping.monitor={self.figure}: the resumed run's validation curve has no "
+                                  f"{self.figure} at step {point['step']} to count from")
+            if self._evaluate_stopping_criteria(torch.tensor(value))[0]:
+                raise ConfigError(f"early_stopping.monitor={self.figure} with patience {self.patience} would have "
+                                  f"stopped this run at step {point['step']}; its checkpoint is at step "
+                                  f"{trainer.global_step}")

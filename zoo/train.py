@@ -13,7 +13,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from zoo import checkpoint
@@ -24,7 +23,7 @@ from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory,
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
 from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
-                        all_processes)
+                        ValidationStop, all_processes)
 from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
 
 
@@ -173,10 +172,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     callbacks = [clock, stop, RandomState()]
     early = steps = best = epochs = None
     if cfg.early_stopping.patience is not None:
-        monitor = cfg.early_stopping.monitor
-        early = EarlyStopping(monitor=f"val/{monitor}", mode="max" if monitor == "bleu" else "min",
-                              patience=cfg.early_stopping.patience,
-                              min_delta=cfg.early_stopping.min_delta, check_on_train_epoch_end=False)
+        early = ValidationStop(clock, cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
+                               min_delta=cfg.early_stopping.min_delta)
         callbacks.append(early)
     if cfg.trainer.enable_checkpointing:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
