@@ -214,7 +214,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     return {
         "model": label, "data": data, "params": params, "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task),  # what the command line set: the report groups by it
+        # what the command line set, the report groups by it; a resume's checkpoint is train.resumed_from
+        "overrides": [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")],
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),
                    "matmul_peak_gflops": peak / 1e9, "processes": trainer.world_size},
         "corpus": {**dm.summary(), "train_max_src_len": int(dm.corpus.ids["train"].lengths[0].max())},
