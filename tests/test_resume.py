@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import numpy as np
@@ -170,7 +169,6 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     assert checkpoint["global_step"] == 1
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
     assert not (tmp_path / "run" / "results.json").exists()
-
 
 
 def curve(figure: str, values: list[float]) -> SimpleNamespace:
