@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from zoo import checkpoint
@@ -189,6 +191,11 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
 
     if resume is not None:
         print(f"resuming from {resume[0]}")
+        # Lightning warns that a resume part-way through an epoch is unreliable unless the data loader itself can be
+        # resumed; here the data module carries where the epoch stood (its state_dict, in every checkpoint), and
+        # tests/test_resume.py shows such a resume equals the uninterrupted run, step by step
+        warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
+                                PossibleUserWarning)
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=None if resume is None else resume[0], weights_only=True)
