@@ -29,6 +29,20 @@ def test_corpus_scores_equal_sacrebleu():
     assert scores["n"] == 4
 
 
+def test_a_lowercasing_models_scores_fold_case_as_sacrebleu_does_and_its_signature_says_so():
+    lowered = [h.lower() for h in ["The cat sat on the mat", "A dog ran", "It is raining today in Paris"]]
+    refs = ["The cat sat on a mat", "A dog ran", "It rains today in Paris"]
+    scores = corpus_scores(lowered, refs, lang="en", lowercase=True)
+    assert scores["bleu"] == sacrebleu.corpus_bleu(lowered, [refs], lowercase=True).score
+    assert scores["chrf"] == sacrebleu.metrics.CHRF(lowercase=True).corpus_score(lowered, [refs]).score
+    assert scores["exact_match"] == pytest.approx(100 / 3)  # "a dog ran" is "A dog ran" with case folded
+    assert "|case:lc|" in scores["signature"]
+    cased = corpus_scores(lowered, refs, lang="en")
+    assert cased["bleu"] < scores["bleu"] and cased["exact_match"] == 0 and cased["bleu_tok"] == scores["bleu_tok"]
+    [bucket] = bleu_by_length([5, 5, 5], lowered, refs, width=10, lowercase=True)
+    assert bucket["bleu"] == scores["bleu"]
+
+
 def test_tokenized_bleu_is_sacrebleu_on_moses_tokenized_lowercased_text():
     hyps = ["Ein Mann, der läuft.", "Zwei Hunde spielen z.B. im Schnee!", "Ein \"Kind\" & sein rotes T-Shirt."]
     refs = ["Ein Mann läuft.", "Zwei Hunde spielen im Schnee.", "Ein Kind und sein T-Shirt."]

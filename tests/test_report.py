@@ -19,7 +19,7 @@ from scipy.stats import binomtest
 from zoo import stats
 from zoo.metrics import corpus_scores, moses_tokenized
 from zoo.report import ReportError, load_runs, write_report
-from zoo.tables import cell, devices, length_penalties
+from zoo.tables import cell, devices, length_penalties, signatures
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the a red blue dog cat sees chases big small house tree runs near over".split()
@@ -249,6 +249,25 @@ def test_tok_bleu_gets_its_own_bootstrap_whose_gaps_are_the_runs_own_tok_bleu_ga
     assert "BLEU and tok BLEU: paired bootstrap resampling" in report
 
 
+def test_where_a_model_writes_lowercase_both_sides_of_its_pairs_are_tested_with_case_folded():
+    refs = sentences(60, 7)
+    cased_refs = [r.capitalize() for r in refs]
+    good, poor = corrupt(refs, 0.1, 1), [h.capitalize() for h in corrupt(refs, 0.3, 2)]
+    def run(hyps: list[str], lowercase: bool) -> dict:
+        return {"corpus": {"settings": {"lowercase": lowercase}},
+                "test": {"samples": [{"reference": r, "hypothesis": h} for r, h in zip(cased_refs, hyps)]}}
+    tests = stats.both_tests(run(good, True), run(poor, False), "test", 200)
+    folded = BLEU(lowercase=True)
+    gap = folded.corpus_score(good, [cased_refs]).score - folded.corpus_score(poor, [cased_refs]).score
+    assert tests["BLEU"].diff == pytest.approx(gap) and gap > 0
+    cased_gap = BLEU().corpus_score(good, [cased_refs]).score - BLEU().corpus_score(poor, [cased_refs]).score
+    assert cased_gap < gap - 5  # cased, the lowercased run would lose every sentence's capital
+    right_good = [g == r for g, r in zip(good, refs)]
+    right_poor = [p.lower() == r for p, r in zip(poor, refs)]  # right but for the capital, which folding forgives
+    assert tests["Exact match"] == stats.mcnemar(right_good, right_poor) and any(right_poor)
+    assert stats.both_tests(run(good, False), run(poor, False), "test", 200)["BLEU"].diff == pytest.approx(cased_gap)
+
+
 def test_exact_match_gets_mcnemars_exact_test():
     right_a = [True] * 7 + [False] * 2 + [True] * 5 + [False] * 6
     right_b = [False] * 7 + [True] * 2 + [True] * 5 + [False] * 6
@@ -402,3 +421,9 @@ def test_the_header_names_each_groups_machine_where_the_runs_ran_on_different_on
     cpu = {"name": "test CPU", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0}
     runs = {"gru": [{"device": cpu}], "attention": [{"device": {**cpu, "name": "other CPU"}}, {"device": cpu}]}
     assert devices(runs) == f"gru: test CPU {said}; attention: other CPU {said} / test CPU {said}"
+
+
+def test_the_header_gives_each_groups_bleu_signature_where_they_differ():
+    runs = {"a": [{"test": {"signature": "nrefs:1|case:mixed"}}], "b": [{"test": {"signature": "nrefs:1|case:lc"}}]}
+    assert signatures(runs, "test") == "a: `nrefs:1|case:mixed`; b: `nrefs:1|case:lc`"
+    assert signatures({"a": runs["a"] * 2}, "test") == "`nrefs:1|case:mixed`"

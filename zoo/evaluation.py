@@ -54,9 +54,10 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
         greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
         if split == dm.test_splits[0]:
             results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
-        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, lang=dm.tgt_lang)
+        scoring = {"lang": dm.tgt_lang, "lowercase": dm.settings.lowercase}
+        greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, **scoring)
         results[split] = {
-            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, lang=dm.tgt_lang),
+            **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, **scoring),
             "greedy": {k: v for k, v in greedy_scores.items() if k not in ("signature", "n")},
             "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
                         for s, r, b, g in zip(srcs, refs, beam, greedy)],
@@ -64,7 +65,8 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     if dm.fit_sample is not None:
         srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
         greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
-        results["fit"] = {**corpus_scores(greedy, refs, lang=dm.tgt_lang), "hit_limit": percent(hit),
+        results["fit"] = {**corpus_scores(greedy, refs, lang=dm.tgt_lang, lowercase=dm.settings.lowercase),
+                          "hit_limit": percent(hit),
                           "samples": [{"source": s, "reference": r, "hypothesis": h}
                                       for s, r, h in zip(srcs, refs, greedy)]}
     return results
@@ -140,7 +142,7 @@ def tune_alpha(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trai
     for alpha in alphas:
         module.beam["alpha"] = float(alpha)
         hyps, _, _ = translate_split(module, dm, trainer, "val", beam=True)
-        s = corpus_scores(hyps, refs, lang=dm.tgt_lang)
+        s = corpus_scores(hyps, refs, lang=dm.tgt_lang, lowercase=dm.settings.lowercase)
         scores.append({"alpha": float(alpha), "bleu": s["bleu"], "bleu_tok": s["bleu_tok"]})
     chosen = max(scores, key=lambda s: s["bleu"])  # max keeps the first of equal ones
     module.beam["alpha"] = chosen["alpha"]

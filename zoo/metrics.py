@@ -39,23 +39,24 @@ def bleu_tok(hyps: list[str], refs: list[str], lang: str) -> BLEUScore:
     return tok_bleu().corpus_score(moses_tokenized(hyps, lang), [moses_tokenized(refs, lang)])
 
 
-def corpus_scores(hyps: list[str], refs: list[str], *, lang: str) -> dict:
+def corpus_scores(hyps: list[str], refs: list[str], *, lang: str, lowercase: bool = False) -> dict:
     """Corpus BLEU and chrF (0-100), exact match (% of hypotheses equal to their reference up to whitespace),
     BLEU's signature, and the hypothesis/reference length ratio as BLEU's brevity penalty sees it (`len_ratio`,
     `sys_len`, `ref_len`, in sacreBLEU's tokens).
     `bleu` is sacreBLEU on detokenized cased text, the comparable figure; `bleu_lc` lowercases first but keeps
     sacreBLEU's 13a tokenization; `bleu_tok` is BLEU on Moses-tokenized lowercased text of language `lang`, the
-    figure the Multi30k papers report (see `bleu_tok`)."""
+    figure the Multi30k papers report (see `bleu_tok`). With `lowercase` (a model that writes lowercase:
+    data.preprocess.lowercase), BLEU, chrF and exact match fold case too, and the signature says case:lc."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-    metric = BLEU()
+    metric = BLEU(lowercase=lowercase)
     bleu = metric.corpus_score(hyps, [refs])
     return {
         "bleu": bleu.score,
         "bleu_lc": BLEU(lowercase=True).corpus_score(hyps, [refs]).score,
         "bleu_tok": bleu_tok(hyps, refs, lang).score,
-        "chrf": CHRF().corpus_score(hyps, [refs]).score,
-        "exact_match": 100.0 * sum(h.split() == r.split() for h, r in zip(hyps, refs)) / max(len(refs), 1),
+        "chrf": CHRF(lowercase=lowercase).corpus_score(hyps, [refs]).score,
+        "exact_match": percent([same_text(h, r, lowercase) for h, r in zip(hyps, refs)]),
         "len_ratio": bleu.sys_len / max(bleu.ref_len, 1), "sys_len": bleu.sys_len, "ref_len": bleu.ref_len,
         "signature": str(metric.get_signature()),
         "n": len(refs),
@@ -63,19 +64,24 @@ def corpus_scores(hyps: list[str], refs: list[str], *, lang: str) -> dict:
 
 
 def decoding_scores(hyps: list[str], refs: list[str], hit_limit: list[bool], src_lens: list[int],
-                    width: int, *, lang: str) -> dict:
+                    width: int, *, lang: str, lowercase: bool = False) -> dict:
     """`corpus_scores` of one decoding of a split, the share of hypotheses (%) that reached their length limit
     without EOS, and both again by source-length bucket: whether a model failed on content or on stopping."""
-    return {**corpus_scores(hyps, refs, lang=lang), "hit_limit": percent(hit_limit),
-            "by_src_len": bleu_by_length(src_lens, hyps, refs, width, hit_limit)}
+    return {**corpus_scores(hyps, refs, lang=lang, lowercase=lowercase), "hit_limit": percent(hit_limit),
+            "by_src_len": bleu_by_length(src_lens, hyps, refs, width, hit_limit, lowercase=lowercase)}
 
 
 def percent(flags: list[bool]) -> float:
     return 100.0 * sum(flags) / max(len(flags), 1)
 
 
+def same_text(hyp: str, ref: str, lowercase: bool = False) -> bool:
+    """Exact match: equal up to whitespace (and case, with `lowercase`)."""
+    return (hyp.lower() if lowercase else hyp).split() == (ref.lower() if lowercase else ref).split()
+
+
 def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width: int,
-                   hit_limit: list[bool] | None = None) -> list[dict]:
+                   hit_limit: list[bool] | None = None, *, lowercase: bool = False) -> list[dict]:
     """Corpus BLEU and length ratio of each source-length bucket [lo, hi] of `width` tokens (1-10, 11-20, ...),
     non-empty ones only; `n` says how many sentences each score rests on; with `hit_limit`, the share of the
     bucket's hypotheses that reached their length limit."""
@@ -84,7 +90,7 @@ def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width:
         buckets.setdefault((n - 1) // width, []).append(i)
     out = []
     for k, idx in sorted(buckets.items()):
-        bleu = BLEU().corpus_score([hyps[i] for i in idx], [[refs[i] for i in idx]])
+        bleu = BLEU(lowercase=lowercase).corpus_score([hyps[i] for i in idx], [[refs[i] for i in idx]])
         bucket = {"lo": k * width + 1, "hi": (k + 1) * width, "n": len(idx), "bleu": bleu.score,
                   "len_ratio": bleu.sys_len / max(bleu.ref_len, 1)}
         if hit_limit is not None:

@@ -21,7 +21,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
-from zoo.metrics import moses_tokenized, tok_bleu
+from zoo.metrics import moses_tokenized, same_text, tok_bleu
 
 LEVELS = (0.001, 0.01, 0.05)  # the thresholds a one-line verdict names
 
@@ -52,9 +52,15 @@ def mcnemar(right_a: list[bool], right_b: list[bool]) -> Outcome:
     return Outcome(100 * (only_a - only_b) / max(len(right_a), 1), p, f"{only_a}:{only_b}")
 
 
-def exact(samples: list[dict]) -> list[bool]:
-    """Which hypotheses equal their reference up to whitespace (zoo.metrics' exact match)."""
-    return [s["hypothesis"].split() == s["reference"].split() for s in samples]
+def exact(samples: list[dict], lowercase: bool = False) -> list[bool]:
+    """Which hypotheses equal their reference up to whitespace, and case with `lowercase` (zoo.metrics' exact
+    match)."""
+    return [same_text(s["hypothesis"], s["reference"], lowercase) for s in samples]
+
+
+def folds_case(run: dict) -> bool:
+    """Whether the run's model writes lowercase (data.preprocess.lowercase), so that its scores fold case."""
+    return bool(run.get("corpus", {}).get("settings", {}).get("lowercase"))
 
 
 def tok_lang(run_a: dict, run_b: dict, split: str) -> str | None:
@@ -66,16 +72,18 @@ def tok_lang(run_a: dict, run_b: dict, split: str) -> str | None:
 def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> dict[str, Outcome] | None:
     """The BLEU test, the tok BLEU test where both runs scored it, and the exact-match test of two runs on `split`,
     each under the report's heading for it; None where either kept no translations (results written before every
-    sentence was kept) or they translated different sentences."""
+    sentence was kept) or they translated different sentences. Where either model writes lowercase, BLEU and exact
+    match fold case for both, so that neither loses points for case the other was not asked to get right."""
     a, b = run_a[split].get("samples"), run_b[split].get("samples")
     if not a or not b or [s["reference"] for s in a] != [s["reference"] for s in b]:
         return None
     hyps_a, hyps_b, refs = [s["hypothesis"] for s in a], [s["hypothesis"] for s in b], [s["reference"] for s in a]
-    tests = {"BLEU": bootstrap(hyps_a, hyps_b, refs, n_samples)}
+    lowercase = folds_case(run_a) or folds_case(run_b)
+    tests = {"BLEU": bootstrap(hyps_a, hyps_b, refs, n_samples, BLEU(lowercase=lowercase))}
     if lang := tok_lang(run_a, run_b, split):
         tokenized = (moses_tokenized(texts, lang) for texts in (hyps_a, hyps_b, refs))
         tests["tok BLEU"] = bootstrap(*tokenized, n_samples, tok_bleu())
-    return tests | {"Exact match": mcnemar(exact(a), exact(b))}
+    return tests | {"Exact match": mcnemar(exact(a, lowercase), exact(b, lowercase))}
 
 
 def reference(runs: dict[str, list[dict]], split: str) -> str | None:

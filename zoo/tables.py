@@ -200,11 +200,20 @@ def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
             f"seeds {', '.join(map(str, seeds))}. "
             f"A score reads mean ± sample standard deviation over a group's seeds, then in brackets each seed's own "
             f"value in seed order (beyond {LISTED} seeds, their min–max); costs (speed, memory, time) are mean ± "
-            f"standard deviation. BLEU is sacreBLEU on detokenized text (`{first[split]['signature']}`); \"beam\" is "
+            f"standard deviation. BLEU is sacreBLEU on detokenized text ({signatures(runs, split)}); \"beam\" is "
             f"beam search of size {first['decoding']['beam_size']}, \"greedy\" greedy decoding of the same model."
             + (" tok BLEU is BLEU on Moses-tokenized lowercased text (sacremoses, then sacreBLEU with tokenize=none), "
                "the figure the Multi30k papers report; it is not comparable with BLEU." if "bleu_tok" in first[split]
                else "") + scoring(runs), ""]
+
+
+def signatures(runs: dict[str, list[dict]], split: str) -> str:
+    """BLEU's signature, or each group's where they differ (a model trained on lowercased text is scored with
+    case folded: case:lc)."""
+    by_group = {m: sorted({r[split]["signature"] for r in rs}) for m, rs in runs.items()}
+    if len({s for ss in by_group.values() for s in ss}) == 1:
+        return f"`{next(iter(by_group.values()))[0]}`"
+    return "; ".join(f"{m}: " + " / ".join(f"`{s}`" for s in ss) for m, ss in by_group.items())
 
 
 def scoring(runs: dict[str, list[dict]]) -> str:

@@ -1,11 +1,12 @@
 """The preprocessing cache: built once, reused, keyed by its inputs, rebuilt when corrupt; ids decode back."""
+import hashlib
 import json
 import os
 
 import numpy as np
 import pytest
 
-from zoo.data import preprocess
+from zoo.data import cache, preprocess
 from zoo.data.parallel import ParallelText
 from zoo.data.cache import Corpus, prepare
 from zoo.data.preprocess import DataWarning, Settings
@@ -46,6 +47,25 @@ def test_other_inputs_or_settings_get_another_cache(tmp_path):
     assert prepare(ToyTranslation(n_train=301, n_val=20, n_test=30, n_test_long=10, max_len=12), tmp_path,
                    WORDS) != first
     assert prepare(TOY, tmp_path, Settings(kind="word", vocab_size=10_000, min_frequency=2, joint=False)) != first
+
+
+def test_lowercase_gets_its_own_cache_and_leaves_the_names_of_the_caches_before_it(tmp_path):
+    (tmp_path / "c.tsv").write_text("".join(f"The W{i} X\tDie V{i} Y\n" for i in range(30)))
+    source = ParallelText(train=str(tmp_path / "c.tsv"), val_size=3, test_size=3)
+    lowercase = Settings(**{**vars(WORDS), "lowercase": True})
+    cased, lowered = (prepare(source, tmp_path / "cache", settings) for settings in (WORDS, lowercase))
+    assert cased != lowered
+    for path, first in ((cased, ("The W", "Die V")), (lowered, ("the w", "die v"))):
+        corpus = Corpus.load(path)
+        _, src, tgt = corpus.ids["train"][0]
+        words = corpus.src_tokenizer.decode(src), corpus.tgt_tokenizer.decode(tgt)
+        assert all(w.startswith(f) for w, f in zip(words, first)), words
+    # a cache built before the option existed (its settings without "lowercase") keeps its name
+    before = {k: v for k, v in vars(WORDS).items() if k != "lowercase"}
+    blob = json.dumps({"version": cache.VERSION, "inputs": source.fingerprint(), "settings": before}, sort_keys=True)
+    assert cased.name == f"paralleltext-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    with pytest.raises(ValueError, match="lowercase .'yes'. must be true or false"):
+        Settings(lowercase="yes")
 
 
 def test_a_changed_input_file_is_not_served_from_the_stale_cache(tmp_path):

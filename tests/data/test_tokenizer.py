@@ -82,3 +82,14 @@ def test_bpe_without_any_shared_data_round_trips_and_matches_the_library(monkeyp
     for start in range(0, 400, 50):
         chunk = lines[start:start + 50]
         assert tok.encode_lines(chunk)[0].tolist() == [i for line in chunk for i in tok.encode(line)]
+
+
+def test_a_lowercasing_tokenizer_folds_case_in_training_and_in_every_encoding(multi30k_lines):
+    tok = Tokenizer.train(multi30k_lines, kind="bpe", vocab_size=1000, lowercase=True)
+    assert tok.encode("Ein Hund, der LÄUFT.") == tok.encode("ein hund, der läuft.")
+    assert tok.decode(tok.encode("Ein Hund, der LÄUFT.")) == "ein hund, der läuft."
+    assert not any(piece != piece.lower() for piece in tok.tok.get_vocab())  # no cased piece was learned
+    again = Tokenizer.from_str(tok.tok.to_str())  # as a checkpoint carries it: zoo.translate lowercases too
+    assert again.encode("Zwei Männer") == tok.encode("zwei männer")
+    cased = Tokenizer.train(multi30k_lines, kind="bpe", vocab_size=1000)
+    assert cased.decode(cased.encode("Ein Hund")) == "Ein Hund"

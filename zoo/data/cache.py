@@ -39,8 +39,14 @@ from zoo.data.tokenizer import Tokenizer
 VERSION = 2
 
 
+# Settings added after caches were first built, and their defaults: at the default they are left out of a cache's
+# name, so the caches (and the runs resumed on them) of the settings before them keep their names.
+LATER_SETTINGS = {"lowercase": False}
+
+
 def cache_dir_for(root: Path, name: str, fingerprint: dict, settings: Settings) -> Path:
-    blob = json.dumps({"version": VERSION, "inputs": fingerprint, "settings": vars(settings)}, sort_keys=True)
+    named = {k: v for k, v in vars(settings).items() if k not in LATER_SETTINGS or v != LATER_SETTINGS[k]}
+    blob = json.dumps({"version": VERSION, "inputs": fingerprint, "settings": named}, sort_keys=True)
     return Path(root) / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 

@@ -33,8 +33,11 @@ class DataWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Settings:
-    """How text becomes ids: the tokenizer (`kind`, `vocab_size`, `joint`, `min_frequency`) and the cleaning.
-    `max_len` (tokens, either side) filters the training split only: evaluation splits are scored whole."""
+    """How text becomes ids: the tokenizer (`kind`, `vocab_size`, `joint`, `min_frequency`, `lowercase`) and the
+    cleaning. `max_len` (tokens, either side) filters the training split only: evaluation splits are scored whole.
+    With `lowercase` the tokenizer folds case, as the text the Multi30k papers train on is lowercased: the model
+    reads and writes lowercase (zoo.translate too, from the tokenizer in the checkpoint), and its translations are
+    scored against case-folded references (sacreBLEU's signature then reads case:lc)."""
 
     kind: str = "bpe"
     vocab_size: int = 8000
@@ -43,8 +46,11 @@ class Settings:
     tokenizer_sample: int | None = 100_000  # pairs the tokenizer learns from: a seeded sample of larger corpora
     max_len: int | None = None
     empty_lines: str = "drop"
+    lowercase: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.lowercase, bool):
+            raise ValueError(f"lowercase ({self.lowercase!r}) must be true or false")
         if self.kind not in KINDS:
             raise ValueError(f"tokenizer kind {self.kind!r} is not one of {list(KINDS)}")
         if self.min_frequency < 1:
@@ -70,7 +76,8 @@ def build(splits: dict[str, TextSplit], out: Path, settings: Settings) -> dict:
     def lines(side: str) -> Iterator[str]:
         return sides(train.read() if sample is None else iter(sample), side)
 
-    options = {"kind": settings.kind, "vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency}
+    options = {"kind": settings.kind, "vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency,
+               "lowercase": settings.lowercase}
     if settings.joint:
         src_tok = tgt_tok = Tokenizer.train(lines("both"), **options)
         src_tok.save(out / "tokenizer.json")

@@ -1,9 +1,9 @@
 """Subword (BPE) and word-level tokenizers, trained with Hugging Face `tokenizers` on the training split only.
 
-Text is normalized (Unicode NFC, runs of whitespace to one space, stripped), split into words at spaces, each word
-marked with a leading "▁" as in SentencePiece, and punctuation split off; decoding joins the pieces and turns "▁"
-back into spaces, so translations come back as detokenized text that sacreBLEU can score. The special tokens come
-first, so pad, bos, eos and unk have ids 0-3 in every vocabulary.
+Text is normalized (Unicode NFC, optionally lowercased, runs of whitespace to one space, stripped), split into
+words at spaces, each word marked with a leading "▁" as in SentencePiece, and punctuation split off; decoding joins
+the pieces and turns "▁" back into spaces, so translations come back as detokenized text that sacreBLEU can score.
+The special tokens come first, so pad, bos, eos and unk have ids 0-3 in every vocabulary.
 
 Encoding a corpus goes word by word through a memo of each distinct word's pieces: since words are encoded
 independently of each other, this gives the library's own output (a test checks it) while the library runs once per
@@ -24,13 +24,13 @@ KINDS = ("bpe", "word")
 MEMO_LIMIT = 2_000_000  # distinct words remembered while encoding; the memo restarts beyond this
 
 
-def new_tokenizer(kind: str) -> HFTokenizer:
+def new_tokenizer(kind: str, lowercase: bool = False) -> HFTokenizer:
     if kind not in KINDS:
         raise ValueError(f"tokenizer kind {kind!r} is not one of {list(KINDS)}")
     tok = HFTokenizer(models.BPE(unk_token="<unk>") if kind == "bpe" else models.WordLevel(unk_token="<unk>"))
     # whitespace as Python's str.split sees it (\s and the separators \x1c-\x1f), so encode_lines can split words
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"[\s\x1c-\x1f]+"), " "),
-                                           normalizers.Strip()])
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), *([normalizers.Lowercase()] if lowercase else []),
+                                           normalizers.Replace(Regex(r"[\s\x1c-\x1f]+"), " "), normalizers.Strip()])
     if kind == "bpe":
         tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
         tok.decoder = decoders.Metaspace()
@@ -66,10 +66,11 @@ class Tokenizer:
 
     @classmethod
     def train(cls, lines: Iterable[str], *, kind: str = "bpe", vocab_size: int = 8000,
-              min_frequency: int = 2) -> Tokenizer:
+              min_frequency: int = 2, lowercase: bool = False) -> Tokenizer:
         """A tokenizer learned from `lines` (streamed; the library counts words, it does not keep lines).
-        Word-level vocabularies keep every word seen `min_frequency` times, up to `vocab_size`."""
-        tok = new_tokenizer(kind)
+        Word-level vocabularies keep every word seen `min_frequency` times, up to `vocab_size`. With `lowercase`,
+        it folds case before everything else, in training and in every later encoding."""
+        tok = new_tokenizer(kind, lowercase)
         make_trainer = trainers.BpeTrainer if kind == "bpe" else trainers.WordLevelTrainer
         tok.train_from_iterator(lines, make_trainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                                     special_tokens=list(SPECIALS), show_progress=False))
