@@ -46,7 +46,7 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
     and by greedy search (under "greedy"), every hypothesis of both kept; the "fit" sample of training pairs by
     greedy search; decoding speed on the first test split."""
-    results = {}
+    results, scoring = {}, {"lang": dm.tgt_lang, "lowercase": dm.settings.lowercase}
     for split in dm.test_splits:
         srcs, refs = (list(side) for side in zip(*dm.texts[split]))
         src_lens = dm.split_ids(split).lengths[0].tolist()
@@ -54,7 +54,6 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
         greedy, greedy_tps, greedy_hit = translate_split(module, dm, trainer, split, beam=False)
         if split == dm.test_splits[0]:
             results["decode"] = {"greedy_tokens_per_s": greedy_tps, "beam_tokens_per_s": beam_tps}
-        scoring = {"lang": dm.tgt_lang, "lowercase": dm.settings.lowercase}
         greedy_scores = decoding_scores(greedy, refs, greedy_hit, src_lens, bucket_width, **scoring)
         results[split] = {
             **decoding_scores(beam, refs, beam_hit, src_lens, bucket_width, **scoring),
@@ -65,8 +64,7 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     if dm.fit_sample is not None:
         srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
         greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)
-        results["fit"] = {**corpus_scores(greedy, refs, lang=dm.tgt_lang, lowercase=dm.settings.lowercase),
-                          "hit_limit": percent(hit),
+        results["fit"] = {**corpus_scores(greedy, refs, **scoring), "hit_limit": percent(hit),
                           "samples": [{"source": s, "reference": r, "hypothesis": h}
                                       for s, r, h in zip(srcs, refs, greedy)]}
     return results
