@@ -253,9 +253,11 @@ def test_where_a_model_writes_lowercase_both_sides_of_its_pairs_are_tested_with_
     refs = sentences(60, 7)
     cased_refs = [r.capitalize() for r in refs]
     good, poor = corrupt(refs, 0.1, 1), [h.capitalize() for h in corrupt(refs, 0.3, 2)]
+
     def run(hyps: list[str], lowercase: bool) -> dict:
         return {"corpus": {"settings": {"lowercase": lowercase}},
                 "test": {"samples": [{"reference": r, "hypothesis": h} for r, h in zip(cased_refs, hyps)]}}
+
     tests = stats.both_tests(run(good, True), run(poor, False), "test", 200)
     folded = BLEU(lowercase=True)
     gap = folded.corpus_score(good, [cased_refs]).score - folded.corpus_score(poor, [cased_refs]).score
