@@ -36,6 +36,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
      "error: trainer.max_steps (0), checkpoint.every_n_steps (0) must be an integer > 0"),
     (["data.max_tokens=-5"], "error: data.max_tokens (-5) must be an integer > 0"),
     (["early_stopping.monitor=bleu_tok"], "error: early_stopping.monitor (bleu_tok) must be bleu or loss"),
+    (["oracle_length=maybe"], "error: oracle_length (maybe) must be true or false"),
     (["evaluate=average", "trainer.enable_checkpointing=true"],
      "error: evaluate=average needs checkpoint.keep_epochs >= 2 (it is 1): the epoch checkpoints kept are the ones "
      "averaged"),

@@ -71,7 +71,7 @@ def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_run_py_end_to_end_writes_results(model, tmp_path):
-    proc = run(tmp_path, f"model={model}", "experiment=smoke")
+    proc = run(tmp_path, f"model={model}", "experiment=smoke", "oracle_length=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last == f"results: {tmp_path / 'results.json'}"
@@ -90,6 +90,12 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
             assert scores["bleu"] == BLEU().corpus_score(hyps, [refs]).score and len(hyps) == r["n"]
             assert scores["len_ratio"] == scores["sys_len"] / scores["ref_len"] and 0 <= scores["hit_limit"] <= 100
             assert all({"len_ratio", "hit_limit"} <= set(b) for b in scores["by_src_len"])
+        oracle = [s["oracle"] for s in r["samples"]]  # greedy at each reference's length in tokens (here words;
+        # fewer once decoded where an untrained model wrote a special token such as BOS, which decoding drops)
+        assert all(len(h.split()) <= len(s["reference"].split()) for h, s in zip(oracle, r["samples"]))
+        assert sum(len(h.split()) == len(s["reference"].split()) for h, s in zip(oracle, r["samples"])) > r["n"] / 2
+        right = sum(h == s["reference"] for h, s in zip(oracle, r["samples"]))
+        assert r["oracle"]["exact_match"] == 100 * right / r["n"]
     train = results["train"]
     assert train["steps"] == 6 and train["wall_s"] > train["train_s"] > 0
     assert train["tokens_per_s"] > train["tgt_tokens_per_s"] > 0 and train["tokens"] > train["tgt_tokens"]

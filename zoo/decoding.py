@@ -2,7 +2,9 @@
 `model.init_state`, `model.decoder.step` and `state.select`, and never ask which architecture they hold.
 
 Both stop a row at EOS or at its length limit, max_len_a * source length + max_len_b (as fairseq's options of the
-same names). The returned hypotheses are lists of token ids without BOS and EOS.
+same names). Given `oracle_lengths`, they decode at an oracle length instead (Newman et al. 2020, "The EOS Decision and
+Length Extrapolation"): EOS is barred until a row has that many tokens, and the row ends there, which separates
+what a model writes from its decision to stop. The returned hypotheses are lists of token ids without BOS and EOS.
 """
 from __future__ import annotations
 
@@ -12,23 +14,31 @@ from torch import Tensor
 from zoo.models.base import EncoderDecoder
 
 
-def length_limits(src_mask: Tensor, max_len_a: float, max_len_b: int) -> Tensor:
-    return (src_mask.sum(1) * max_len_a + max_len_b).long()  # (B,)
+def length_limits(src_mask: Tensor, max_len_a: float, max_len_b: int, oracle_lengths: Tensor | None = None) -> Tensor:
+    """The most tokens each row may generate (B,); with `oracle_lengths`, exactly those."""
+    if oracle_lengths is None:
+        return (src_mask.sum(1) * max_len_a + max_len_b).long()  # (B,)
+    if oracle_lengths.shape != src_mask.shape[:1] or not bool((oracle_lengths >= 1).all()):
+        raise ValueError(f"oracle lengths must be one integer >= 1 per row; got {oracle_lengths.tolist()}")
+    return oracle_lengths.long()  # (B,)
 
 
 @torch.no_grad()
 def greedy_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id: int, eos_id: int,
-                  max_len_a: float = 1.2, max_len_b: int = 10) -> list[list[int]]:
-    """Take the most probable token at every step. Finished rows leave the batch (`state.select`), so a batch
-    costs as many steps as its longest output, each step only as wide as the rows still running."""
+                  max_len_a: float = 1.2, max_len_b: int = 10, oracle_lengths: Tensor | None = None) -> list[list[int]]:
+    """Take the most probable token at every step (never EOS before an oracle length). Finished rows leave the
+    batch (`state.select`), so a batch costs as many steps as its longest output, each step only as wide as the rows
+    still running."""
     B = src.size(0)
     state = model.init_state(src, src_mask)
-    limits = length_limits(src_mask, max_len_a, max_len_b)  # (B,)
+    limits = length_limits(src_mask, max_len_a, max_len_b, oracle_lengths)  # (B,)
     active = torch.arange(B, device=src.device)  # rows of the original batch still decoding
     token = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
     out: list[list[int]] = [[] for _ in range(B)]
     for t in range(int(limits.max())):
         logits, state = model.decoder.step(token, state)  # (b, V)
+        if oracle_lengths is not None:
+            logits[:, eos_id] = float("-inf")
         token = logits.float().argmax(-1)  # (b,) (the same ids; argmax over bf16 is 2-3x slower on CPU)
         for row, tok in zip(active.tolist(), token.tolist()):
             if tok != eos_id:
@@ -50,19 +60,20 @@ def length_penalty(length: Tensor, alpha: float) -> Tensor:
 @torch.no_grad()
 def beam_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id: int, eos_id: int,
                 beam_size: int = 4, alpha: float = 0.6, max_len_a: float = 1.2,
-                max_len_b: int = 10) -> list[list[int]]:
+                max_len_b: int = 10, oracle_lengths: Tensor | None = None) -> list[list[int]]:
     """Keep the `beam_size` best prefixes per sentence by total log-probability; a finished hypothesis stays in
     its beam with a frozen score (it can only be extended by EOS, at no cost). A sentence is done, and leaves the
     batch, once no open hypothesis can beat its best finished one by the length-penalised score
     log P(Y|X) / lp(Y): scores only fall, and lp grows at most to lp(limit), so an open hypothesis ends at best at
-    score / lp(limit). This bound makes the early stop exact, not a heuristic. With beam_size 1 this is greedy."""
+    score / lp(limit). This bound makes the early stop exact, not a heuristic. With beam_size 1 this is greedy. At
+    an oracle length every hypothesis of a sentence has the same length, so the length penalty plays no part."""
     if beam_size < 1:
         raise ValueError(f"beam_size ({beam_size}) must be >= 1")
     if alpha < 0:
         raise ValueError(f"alpha ({alpha}) must be >= 0")
     B, K, device = src.size(0), beam_size, src.device
     state = model.init_state(src, src_mask).select(torch.arange(B, device=device).repeat_interleave(K))  # B*K
-    limits = length_limits(src_mask, max_len_a, max_len_b).unsqueeze(1).expand(B, K).float()  # (B, K)
+    limits = length_limits(src_mask, max_len_a, max_len_b, oracle_lengths).unsqueeze(1).expand(B, K).float()  # (B, K)
     scores = torch.full((B, K), float("-inf"), device=device)  # (B, K) total log-probability
     scores[:, 0] = 0.0  # all K beams start identical; only the first may expand at step one
     tokens = torch.full((B, K, 1), bos_id, dtype=torch.long, device=device)  # (B, K, t+1)
@@ -77,6 +88,8 @@ def beam_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id:
         V = logp.size(-1)
         eos_only = logp.new_full((V,), float("-inf"))
         eos_only[eos_id] = 0.0
+        if oracle_lengths is not None:  # an oracle length: the hypotheses still open may not stop
+            logp[..., eos_id] = float("-inf")
         logp[finished] = eos_only  # finished: only EOS, at no cost (touches those rows only)
         scores, flat = (scores.unsqueeze(-1) + logp).view(b, K * V).topk(K, -1)  # (b, K)
         beam, token = flat // V, flat % V  # (b, K) which prefix each survivor extends, and with what

@@ -18,10 +18,12 @@ from zoo.resume import BestCheckpoint, EpochCheckpoints, all_processes
 
 
 def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str,
-                    beam: bool) -> tuple[list[str], float, list[bool]]:
+                    beam: bool, oracle: bool = False) -> tuple[list[str], float, list[bool]]:
     """Translations of `split` in its original order; generated tokens per second (every output token, and the EOS
     of each hypothesis that ended by itself); and for each translation whether it stopped at its length limit
-    without EOS. Under DDP each process translates its share of the batches and every process gets them all."""
+    without EOS. With `oracle`, each translation has as many tokens as its reference (`zoo.decoding`), so every
+    one "stops at its limit". Under DDP each process translates its share of the batches and every process gets
+    them all."""
     ids: dict[int, list[int]] = {}
     hit: dict[int, bool] = {}
     module.eval()
@@ -29,8 +31,9 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
     with trainer.precision_plugin.forward_context():
         for batch in dm.loader(split, distributed=True):
             src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
-            out = module.generate(src, src_mask, beam=beam)
-            limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"]).tolist()
+            lengths = (batch["tgt_out"] != module.tokenizer.pad_id).sum(1).to(module.device) - 1 if oracle else None
+            out = module.generate(src, src_mask, beam=beam, oracle_lengths=lengths)
+            limits = length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"], lengths).tolist()
             for i, h, limit in zip(batch["index"].tolist(), out, limits):
                 ids[i], hit[i] = h, len(h) >= limit  # (an EOS within the limit is cut off, so len(h) < limit)
     shares = all_processes((ids, hit, time.perf_counter() - start))
@@ -42,10 +45,12 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
     return [module.tokenizer.decode(ids[i]) for i in order], tokens_per_s, [hit[i] for i in order]
 
 
-def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int) -> dict:
+def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int,
+             oracle_length: bool = False) -> dict:
     """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
-    and by greedy search (under "greedy"), every hypothesis of both kept; the "fit" sample of training pairs by
-    greedy search; decoding speed on the first test split."""
+    and by greedy search (under "greedy"), and with `oracle_length` by greedy search at each reference's length
+    (under "oracle": what the model writes when the decision to stop is taken from it), every hypothesis kept; the
+    "fit" sample of training pairs by greedy search; decoding speed on the first test split."""
     results, scoring = {}, {"lang": dm.tgt_lang, "lowercase": dm.settings.lowercase}
     for split in dm.test_splits:
         srcs, refs = (list(side) for side in zip(*dm.texts[split]))
@@ -61,6 +66,12 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
             "samples": [{"source": s, "reference": r, "hypothesis": b, "greedy": g}
                         for s, r, b, g in zip(srcs, refs, beam, greedy)],
         }
+        if oracle_length:
+            oracle, _, _ = translate_split(module, dm, trainer, split, beam=False, oracle=True)
+            results[split]["oracle"] = {k: v for k, v in corpus_scores(oracle, refs, **scoring).items()
+                                        if k not in ("signature", "n")}
+            for sample, hyp in zip(results[split]["samples"], oracle):
+                sample["oracle"] = hyp
     if dm.fit_sample is not None:
         srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
         greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)

@@ -157,11 +157,13 @@ class Seq2SeqModule(L.LightningModule):
             self.log("fit/bleu", 100 * self.fit_bleu.compute(), sync_dist=True)
             self.fit_bleu.reset()
 
-    def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[list[int]]:
-        """Token ids of the translations (no BOS, no EOS), by greedy search or (with `beam`) beam search."""
+    def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False,
+                 oracle_lengths: Tensor | None = None) -> list[list[int]]:
+        """Token ids of the translations (no BOS, no EOS), by greedy search or (with `beam`) beam search; with
+        `oracle_lengths` (B,), exactly that many tokens each (`zoo.decoding`)."""
         if beam:
-            return beam_search(self.net, src, src_mask, **self.search, **self.beam)
-        return greedy_search(self.net, src, src_mask, **self.search)
+            return beam_search(self.net, src, src_mask, **self.search, **self.beam, oracle_lengths=oracle_lengths)
+        return greedy_search(self.net, src, src_mask, **self.search, oracle_lengths=oracle_lengths)
 
     def translate(self, src: Tensor, src_mask: Tensor, beam: bool = False) -> list[str]:
         """Detokenized translations."""

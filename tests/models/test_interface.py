@@ -141,6 +141,48 @@ def test_wide_beam_search_is_exhaustive_search(arch, alpha):
         assert found[row] == [t for t in best if t != EOS]
 
 
+def test_oracle_length_greedy_takes_the_best_token_but_eos_until_the_length(arch):
+    """At an oracle length (Newman et al. 2020) every output has exactly its row's length, and each token is the
+    most probable one but EOS given the prefix, as teacher forcing that prefix scores it."""
+    model = build(arch).eval()
+    src, src_mask, _ = random_batch(B=3)
+    lengths = torch.tensor([1, 4, 9])
+    out = greedy_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, oracle_lengths=lengths)
+    assert [len(h) for h in out] == lengths.tolist() and all(EOS not in h for h in out)
+    for row, hyp in enumerate(out):
+        with torch.no_grad():
+            logits = model(src[row:row + 1], src_mask[row:row + 1], torch.tensor([[BOS, *hyp[:-1]]]))[0]  # (T, V)
+        logits[:, EOS] = float("-inf")
+        assert hyp == logits.argmax(-1).tolist()
+    assert out == beam_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, beam_size=1, oracle_lengths=lengths)
+
+
+def test_wide_beam_search_at_an_oracle_length_is_exhaustive_search(arch):
+    """Unpruned, beam search at an oracle length returns the most probable output of exactly that length without
+    EOS, whatever the length penalty (every candidate has the same length)."""
+    V, n = 5, 3
+    model = build(arch, tgt_vocab_size=V).eval()
+    src, src_mask, _ = random_batch(B=2)
+    found = beam_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, beam_size=V**n, alpha=2.0,
+                        oracle_lengths=torch.tensor([n, n]))
+    outputs = torch.tensor(list(itertools.product([t for t in range(V) if t != EOS], repeat=n)))  # (N, n)
+    tgt_in = torch.cat([torch.full((len(outputs), 1), BOS), outputs[:, :-1]], 1)  # (N, n)
+    for row in range(2):
+        with torch.no_grad():
+            logits = model(src[row].expand(len(outputs), -1), src_mask[row].expand(len(outputs), -1), tgt_in)
+        logp = torch.log_softmax(logits, -1).gather(-1, outputs.unsqueeze(-1)).squeeze(-1).sum(-1)  # (N,)
+        assert found[row] == outputs[logp.argmax()].tolist()
+
+
+@pytest.mark.parametrize("lengths", [[2, 0, 3], [2, 3]])
+def test_oracle_lengths_are_checked(lengths):
+    model = build("gru").eval()
+    src, src_mask, _ = random_batch(B=3)
+    for search in (greedy_search, beam_search):
+        with pytest.raises(ValueError, match="oracle lengths"):
+            search(model, src, src_mask, bos_id=BOS, eos_id=EOS, oracle_lengths=torch.tensor(lengths))
+
+
 @pytest.mark.parametrize("arch", ["attention", "transformer"])
 def test_alignment_is_a_distribution_over_real_tokens(arch):
     model = build(arch).eval()
