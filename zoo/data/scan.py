@@ -16,6 +16,7 @@ selects nothing. Papers report exact match (the whole action sequence right), wh
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from itertools import product
 
@@ -42,16 +43,28 @@ def verb_phrases() -> dict[str, list[str]]:
     return out
 
 
+def sentences() -> dict[str, list[str]]:
+    """S: every verb phrase, alone, twice and thrice, and its actions."""
+    out = dict(verb_phrases())
+    for (v, actions), (word, k) in product(verb_phrases().items(), REPEATS.items()):
+        out[f"{v} {word}"] = actions * k
+    return out
+
+
 def commands() -> dict[str, list[str]]:
     """C: all 20,910 commands and their action sequences."""
-    sentences = dict(verb_phrases())  # S
-    for (v, actions), (word, k) in product(verb_phrases().items(), REPEATS.items()):
-        sentences[f"{v} {word}"] = actions * k
-    out = dict(sentences)
-    for (s1, a1), (s2, a2) in product(sentences.items(), repeat=2):
+    out = sentences()
+    for (s1, a1), (s2, a2) in product(sentences().items(), repeat=2):
         out[f"{s1} and {s2}"] = a1 + a2
         out[f"{s1} after {s2}"] = a2 + a1
     return out
+
+
+def longest_clause(command: str, meaning: dict[str, list[str]]) -> int:
+    """The most actions one clause S of `command` means (`meaning` is `sentences()`): a test command of the length
+    split may need a clause longer than any in training ("jump around left thrice", 24 actions, where the longest
+    training clause has 16), or only longer combinations of clauses seen in training."""
+    return max(len(meaning[clause]) for clause in re.split(r" and | after ", command))
 
 
 @dataclass(frozen=True)
