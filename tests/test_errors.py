@@ -35,6 +35,8 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     (["trainer.max_steps=0", "checkpoint.every_n_steps=0"],
      "error: trainer.max_steps (0), checkpoint.every_n_steps (0) must be an integer > 0"),
     (["data.max_tokens=-5"], "error: data.max_tokens (-5) must be an integer > 0"),
+    (["data.max_sentences=0", "data.pool_size=1.5"],
+     "error: data.pool_size (1.5), data.max_sentences (0) must be an integer > 0"),
     (["early_stopping.monitor=bleu_tok"], "error: early_stopping.monitor (bleu_tok) must be bleu or loss"),
     (["oracle_length=maybe"], "error: oracle_length (maybe) must be true or false"),
     (["evaluate=average", "trainer.enable_checkpointing=true"],

@@ -34,6 +34,7 @@ def test_scan_section_counts_exact_matches_by_decoding_clause_error_kind_and_len
     assert row[7:] == ["12.5 ± 17.7 (25.0, 0.0)", "12.5 ± 17.7 (0.0, 25.0)", "12.5 ± 17.7 (25.0, 0.0)"]
     assert "| 24 | 2 | 75 ± 35 (100, 50) |" in lines and "| 25 | 2 | 50 ± 71 (0, 100) |" in lines  # by actions
 
+
 def test_scan_section_is_left_out_for_other_data_and_for_runs_without_hypotheses():
     scan = run(0, [commands()[c] for c in ITEMS], False)
     assert scan_tables({"gru": [{**scan, "data": "toy"}]}, "test") == []

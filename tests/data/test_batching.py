@@ -67,9 +67,31 @@ def test_multi30k_batches_are_at_least_90_percent_real_tokens(shared_data, tmp_p
     assert efficiency >= 0.9 > real / padded
 
 
+@pytest.mark.parametrize("pool_size", [100_000, 32])
+def test_sentence_count_batches_hold_at_most_that_many_and_random_pools_mix_lengths(pool_size):
+    """fairseq's --batch-size beside the token budget; pools of one batch's size draw each batch at random."""
+    sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=10**6, max_sentences=32, pool_size=pool_size,
+                                      shuffle=True, seed=1)
+    batches = sampler.batches(0)
+    assert sorted(i for b in batches for i in b) == list(range(len(SRC)))
+    assert max(map(len, batches)) == 32 and sum(len(b) < 32 for b in batches) <= len(SRC) // pool_size + 1
+    spread = np.mean([max(SRC[i] for i in b) - min(SRC[i] for i in b) for b in batches])  # source lengths 1-40
+    assert spread < 5 if pool_size == 100_000 else spread > 25
+    assert [len(b) for b in TokenBudgetBatchSampler(SRC, TGT, max_tokens=10**6, max_sentences=1,
+                                                   shuffle=True).batches(0)] == [1] * len(SRC)  # batch size 1
+
+
+def test_without_a_sentence_limit_the_batches_are_those_of_the_token_budget_alone():
+    alone = TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=True, seed=2)
+    roomy = TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, max_sentences=len(SRC), shuffle=True, seed=2)
+    assert alone.batches(3) == roomy.batches(3)
+
+
 def test_bad_budget_is_an_error():
     with pytest.raises(ValueError, match=r"max_tokens \(0\)"):
         TokenBudgetBatchSampler(SRC, TGT, max_tokens=0, shuffle=False)
+    with pytest.raises(ValueError, match=r"max_sentences \(0\) must be >= 1"):
+        TokenBudgetBatchSampler(SRC, TGT, max_tokens=10, max_sentences=0, shuffle=False)
 
 
 def test_collate_pads_and_shifts_the_target():

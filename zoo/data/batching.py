@@ -12,10 +12,13 @@ from torch import Tensor
 
 class TokenBudgetBatchSampler:
     """Yields lists of example indices. A batch's cost is its padded size, rows x (longest source + longest
-    target); it stays within `max_tokens` (a single longer example gets a batch of its own).
+    target); it stays within `max_tokens` (a single longer example gets a batch of its own), and within
+    `max_sentences` rows where that is given (fairseq's --batch-size beside --max-tokens; with a large `max_tokens`,
+    batches of a fixed number of sentences, as most papers before fairseq trained).
 
     With `shuffle`, examples are shuffled, cut into pools of `pool_size`, sorted by length inside each pool,
-    and the batches themselves shuffled: different batches each epoch, yet little padding. Each pass over the
+    and the batches themselves shuffled: different batches each epoch, yet little padding (a `pool_size` of one
+    batch's sentences makes each batch a random draw instead, lengths mixed). Each pass over the
     sampler is the next epoch, unless `epoch_of` says which (the data module hands it the trainer's: Lightning
     calls `set_epoch` on samplers, not on batch samplers); `set_epoch` sets it explicitly, and `resume` continues an
     epoch part-way. Without `shuffle`, batches come in length order, for evaluation.
@@ -25,15 +28,21 @@ class TokenBudgetBatchSampler:
     halved until the count divides evenly, so every rank takes the same number of steps."""
 
     def __init__(self, src_lengths: Sequence[int], tgt_lengths: Sequence[int], *, max_tokens: int, shuffle: bool,
-                 seed: int = 0, pool_size: int = 100_000, num_replicas: int = 1, rank: int = 0):
+                 max_sentences: int | None = None, seed: int = 0, pool_size: int = 100_000, num_replicas: int = 1,
+                 rank: int = 0):
         if max_tokens < 1:
             raise ValueError(f"max_tokens ({max_tokens}) must be >= 1")
+        if max_sentences is not None and max_sentences < 1:
+            raise ValueError(f"max_sentences ({max_sentences}) must be >= 1 or None")
+        if pool_size < 1:
+            raise ValueError(f"pool_size ({pool_size}) must be >= 1")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank ({rank}) must lie in [0, num_replicas ({num_replicas}))")
         if len(src_lengths) != len(tgt_lengths):
             raise ValueError(f"{len(src_lengths)} source lengths but {len(tgt_lengths)} target lengths")
         self.src_len, self.tgt_len = np.asarray(src_lengths, np.int64), np.asarray(tgt_lengths, np.int64)
-        self.max_tokens, self.shuffle, self.seed, self.pool_size = max_tokens, shuffle, seed, pool_size
+        self.max_tokens, self.max_sentences = max_tokens, max_sentences or len(src_lengths) + 1
+        self.shuffle, self.seed, self.pool_size = shuffle, seed, pool_size
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self.epoch_of: Callable[[], int] | None = None  # the trainer's epoch, when a trainer iterates this
@@ -57,7 +66,8 @@ class TokenBudgetBatchSampler:
             batch, src_max, tgt_max = [], 0, 0
             for i, s, t in zip(pool.tolist(), self.src_len[pool].tolist(), self.tgt_len[pool].tolist()):
                 new_src, new_tgt = max(src_max, s), max(tgt_max, t)
-                if batch and (len(batch) + 1) * (new_src + new_tgt) > self.max_tokens:
+                if batch and ((len(batch) + 1) * (new_src + new_tgt) > self.max_tokens
+                              or len(batch) == self.max_sentences):
                     batches.append(batch)
                     batch, new_src, new_tgt = [], s, t
                 batch.append(i)

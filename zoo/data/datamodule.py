@@ -45,14 +45,15 @@ class TranslationDataModule(L.LightningDataModule):
 
     def __init__(self, source: Source, *, preprocess: dict | None = None, cache_dir: str = ".cache/zoo",
                  root: str | None = None, split: str | None = None, max_tokens: int = 4096,
-                 eval_max_tokens: int = 16384, seed: int = 0, num_workers: int = 0, fit_size: int = 200,
-                 tgt_lang: str | None = None):
+                 max_sentences: int | None = None, pool_size: int = 100_000, eval_max_tokens: int = 16384,
+                 seed: int = 0, num_workers: int = 0, fit_size: int = 200, tgt_lang: str | None = None):
         super().__init__()
         # the target language, for the Moses tokenizer of tokenized BLEU: the source's own (Multi30k's), else this
         self.tgt_lang = getattr(source, "tgt_lang", None) or tgt_lang or "en"
         self.source, self.settings, self.cache_dir = source, Settings(**(preprocess or {})), cache_dir
         self.root, self.split = root, split
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
+        self.max_sentences, self.pool_size = max_sentences, pool_size  # training batches only (TokenBudgetBatchSampler)
         self.seed, self.num_workers, self.fit_size = seed, num_workers, fit_size
         self.cache_path: Path | None = None
         self.corpus: Corpus | None = None
@@ -105,9 +106,12 @@ class TranslationDataModule(L.LightningDataModule):
     def sampler(self, split: str, *, shuffle: bool = False, num_replicas: int = 1,
                 rank: int = 0) -> TokenBudgetBatchSampler:
         src_len, tgt_len = self.split_ids(split).lengths
-        return TokenBudgetBatchSampler(src_len, tgt_len + 1, shuffle=shuffle,  # + 1: BOS/EOS on the target
-                                       max_tokens=self.max_tokens if shuffle else self.eval_max_tokens,
-                                       seed=self.seed, num_replicas=num_replicas, rank=rank)
+        if not shuffle:  # evaluation: the largest batches that fit, in length order
+            return TokenBudgetBatchSampler(src_len, tgt_len + 1, shuffle=False,  # + 1: BOS/EOS on the target
+                                           max_tokens=self.eval_max_tokens, num_replicas=num_replicas, rank=rank)
+        return TokenBudgetBatchSampler(src_len, tgt_len + 1, shuffle=True, max_tokens=self.max_tokens,
+                                       max_sentences=self.max_sentences, pool_size=self.pool_size, seed=self.seed,
+                                       num_replicas=num_replicas, rank=rank)
 
     def loader(self, split: str, *, shuffle: bool = False, distributed: bool = False) -> DataLoader:
         """Batches of `split`; with `distributed`, this process's share under the trainer's DDP (if any)."""
