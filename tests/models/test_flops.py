@@ -58,7 +58,7 @@ def test_transformer_by_hand():
     assert model.forward_flops(S, T) == encoder_layer + 2 * decoder_layer + output
 
 
-MODELS = [("gru", {}), ("gru", {"n_layers": 2}), ("attention", {}),
+MODELS = [("gru", {}), ("gru", {"n_layers": 2}), ("attention", {}), ("attention", {"bidirectional": False}),
           *(("transformer", {"positions": p}) for p in POSITIONS)]
 
 

@@ -8,10 +8,11 @@ from tests.conftest import BOS, EOS, PAD, SRC_V, TGT_V, build, random_batch
 from zoo.decoding import beam_search, greedy_search
 from zoo.models.positions import POSITIONS
 
-MODELS = [("gru", {}), ("attention", {}), *(("transformer", {"positions": p}) for p in POSITIONS)]
+MODELS = [("gru", {}), ("attention", {}), ("attention", {"bidirectional": False}),
+          *(("transformer", {"positions": p}) for p in POSITIONS)]
 
 
-@pytest.fixture(params=MODELS, ids=lambda m: "-".join([m[0], *m[1].values()]))
+@pytest.fixture(params=MODELS, ids=lambda m: "-".join([m[0], *(f"{k}={v}" for k, v in m[1].items())]))
 def model(request):
     """Every architecture, and the Transformer with each kind of positions, through the tests of the interface."""
     arch, options = request.param
@@ -192,6 +193,19 @@ def test_alignment_is_a_distribution_over_real_tokens(arch):
     torch.testing.assert_close(alpha.sum(-1), torch.ones(3, tgt_in.size(1)))
     assert (alpha[1, :, ~src_mask[1]] == 0).all()
     assert (alpha[:, :, src_mask[1]] > 0).all()
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_annotations_read_both_ways_or_left_to_right_only(bidirectional):
+    """Bahdanau's h_j = [→h_j ; ←h_j] sees the whole source; with one direction, h_j sees x_1..x_j alone."""
+    model = build("attention", bidirectional=bidirectional).eval()
+    src, src_mask, _ = random_batch(B=2, S=7)
+    changed = src.clone()
+    changed[0, -1] = 4 if src[0, -1] != 4 else 5  # a different last source token
+    with torch.no_grad():
+        (before, _), (after, _) = model.encoder(src, src_mask), model.encoder(changed, src_mask)  # (2, S, K)
+    assert before.size(-1) == (2 if bidirectional else 1) * model.encoder.rnn.hidden_size
+    assert torch.equal(before[0, :-1], after[0, :-1]) != bidirectional
 
 
 def test_gru_has_no_alignment():

@@ -12,7 +12,9 @@ No fixed-length vector: the decoder looks back at every source annotation at eve
     p(y_i | ...) = softmax(W_o maxout(U_o s_i + V_o e(y_{i-1}) + C_o c_i))    deep output with maxout units
 
 The query of step i depends on s_{i-1}, so teacher forcing still runs one GRU cell per target position; that loop
-holds the recurrence and nothing else (see `AttentionDecoder.forward`).
+holds the recurrence and nothing else (see `AttentionDecoder.forward`). With `bidirectional=False` the encoder reads
+left to right only, h_j = →h_j and s_0 = tanh(W_s →h_S), as the attention RNNs of Lake & Baroni 2018 did. Shapes:
+K is the annotations' width, 2H (H with one direction).
 """
 from __future__ import annotations
 
@@ -23,17 +25,18 @@ from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_drop
                              normal_embedding, packed_rnn)
 
 
-class BiGRUEncoder(Encoder):
-    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, hidden: int, dropout: float):
+class AnnotationEncoder(Encoder):
+    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, hidden: int, bidirectional: bool,
+                 dropout: float):
         super().__init__()
         self.embed = normal_embedding(vocab_size, emb_dim, pad_id)
-        self.rnn = nn.GRU(emb_dim, hidden, batch_first=True, bidirectional=True)
+        self.rnn = nn.GRU(emb_dim, hidden, batch_first=True, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
         x = self.dropout(self.embed(src))  # (B, S, E)
-        annotations, h_n = packed_rnn(self.rnn, x, src_mask)  # (B, S, 2H), (2, B, H)
-        return annotations, h_n[1]  # h_n[1] is ←h_1, the backward state after reading the whole source
+        annotations, h_n = packed_rnn(self.rnn, x, src_mask)  # (B, S, dirs*H), (dirs, B, H)
+        return annotations, h_n[-1]  # ←h_1, the backward state after the whole source (→h_S if one direction)
 
 
 class AdditiveAttention(nn.Module):
@@ -46,32 +49,32 @@ class AdditiveAttention(nn.Module):
         self.v_a = nn.Linear(attn_dim, 1, bias=False)
 
     def forward(self, query: Tensor, keys: Tensor, annotations: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """query s_{i-1} (B, Hd), keys U_a h (B, S, A), annotations h (B, S, 2H) -> context (B, 2H), α (B, S)."""
+        """query s_{i-1} (B, Hd), keys U_a h (B, S, A), annotations h (B, S, K) -> context (B, K), α (B, S)."""
         e = self.v_a(torch.tanh(self.W_a(query).unsqueeze(1) + keys)).squeeze(-1)  # (B, S)
         e = e.float().masked_fill(~mask, float("-inf"))  # softmax in fp32, padding gets zero weight
         alpha = torch.softmax(e, -1)  # (B, S)
-        context = torch.bmm(alpha.unsqueeze(1).to(annotations.dtype), annotations).squeeze(1)  # (B, 2H)
+        context = torch.bmm(alpha.unsqueeze(1).to(annotations.dtype), annotations).squeeze(1)  # (B, K)
         return context, alpha
 
 
 class AttentionDecoder(Decoder):
-    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, enc_hidden: int, hidden: int, attn_dim: int,
-                 maxout_dim: int, dropout: float):
+    def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, enc_hidden: int, annotation_dim: int,
+                 hidden: int, attn_dim: int, maxout_dim: int, dropout: float):
         super().__init__()
         self.embed = normal_embedding(vocab_size, emb_dim, pad_id)
         self.init_hidden = nn.Linear(enc_hidden, hidden)  # W_s
-        self.attention = AdditiveAttention(query_dim=hidden, key_dim=2 * enc_hidden, attn_dim=attn_dim)
+        self.attention = AdditiveAttention(query_dim=hidden, key_dim=annotation_dim, attn_dim=attn_dim)
         self.W = nn.Linear(emb_dim, 3 * hidden)  # [W_r; W_z; W] E y: the GRU's gates from the previous word
         self.U = nn.Linear(hidden, 3 * hidden)  # [U_r; U_z; U] s: from the previous state
-        self.C = nn.Linear(2 * enc_hidden, 3 * hidden, bias=False)  # [C_r; C_z; C] c: from the context
-        self.deep_out = nn.Linear(hidden + emb_dim + 2 * enc_hidden, 2 * maxout_dim)  # [U_o V_o C_o]
+        self.C = nn.Linear(annotation_dim, 3 * hidden, bias=False)  # [C_r; C_z; C] c: from the context
+        self.deep_out = nn.Linear(hidden + emb_dim + annotation_dim, 2 * maxout_dim)  # [U_o V_o C_o]
         self.out = nn.Linear(maxout_dim, vocab_size)  # W_o
         self.dropout = nn.Dropout(dropout)
 
     def init_state(self, enc_out: tuple[Tensor, Tensor], src_mask: Tensor) -> State:
-        annotations, backward_first = enc_out  # (B, S, 2H), (B, H)
+        annotations, last = enc_out  # (B, S, K), (B, H) ←h_1 (or →h_S)
         keys = self.attention.U_a(annotations)  # (B, S, A) computed once, reused at every step
-        s0 = torch.tanh(self.init_hidden(backward_first))  # (B, Hd)
+        s0 = torch.tanh(self.init_hidden(last))  # (B, Hd)
         return State(source={"annotations": annotations, "keys": keys, "mask": src_mask}, step={"hidden": s0})
 
     def forward(self, tgt_in: Tensor, state: State, return_alignment: bool = False):
@@ -82,7 +85,7 @@ class AttentionDecoder(Decoder):
         s = state["hidden"]  # (B, Hd)
         states, contexts, alphas = [], [], []
         for from_word in self.W(e).unbind(1):  # (B, 3Hd) each; unbind, not [:, i], whose backward fills (B, T, 3Hd)
-            s, c, alpha = self.recur(from_word, s, state)  # (B, Hd), (B, 2H), (B, S)
+            s, c, alpha = self.recur(from_word, s, state)  # (B, Hd), (B, K), (B, S)
             states.append(s)
             contexts.append(c)
             alphas.append(alpha)
@@ -91,12 +94,12 @@ class AttentionDecoder(Decoder):
 
     def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
         e = self.embed(token)  # (B, E)
-        s, c, _ = self.recur(self.W(e), state["hidden"], state)  # (B, Hd), (B, 2H)
+        s, c, _ = self.recur(self.W(e), state["hidden"], state)  # (B, Hd), (B, K)
         return self.output(s, e, c), state.updated(hidden=s)  # (B, V)
 
     def recur(self, from_word: Tensor, s: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor]:
         """s_i, c_i, α_i from W E y_{i-1} + b (B, 3Hd) and s_{i-1} (B, Hd); the gates in fp32."""
-        c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, 2H), (B, S)
+        c, alpha = self.attention(s, state["keys"], state["annotations"], state["mask"])  # (B, K), (B, S)
         return gru_update((from_word + self.C(c)).float(), self.U(s).float(), s), c, alpha
 
     def output(self, s: Tensor, e: Tensor, c: Tensor) -> Tensor:
@@ -121,15 +124,16 @@ class AttentionEncoderDecoder(EncoderDecoder):
 
     def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, emb_dim: int = 128,
                  enc_hidden: int = 128, hidden: int = 256, attn_dim: int = 128, maxout_dim: int = 256,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, bidirectional: bool = True):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, emb_dim=emb_dim,
                        enc_hidden=enc_hidden, hidden=hidden, attn_dim=attn_dim, maxout_dim=maxout_dim)
         check_dropout(dropout=dropout)
         super().__init__(
-            BiGRUEncoder(vocab_size=src_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=enc_hidden,
-                         dropout=dropout),
+            AnnotationEncoder(vocab_size=src_vocab_size, pad_id=pad_id, emb_dim=emb_dim, hidden=enc_hidden,
+                              bidirectional=bidirectional, dropout=dropout),
             AttentionDecoder(vocab_size=tgt_vocab_size, pad_id=pad_id, emb_dim=emb_dim, enc_hidden=enc_hidden,
-                             hidden=hidden, attn_dim=attn_dim, maxout_dim=maxout_dim, dropout=dropout),
+                             annotation_dim=(1 + bidirectional) * enc_hidden, hidden=hidden, attn_dim=attn_dim,
+                             maxout_dim=maxout_dim, dropout=dropout),
         )
 
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
@@ -137,19 +141,20 @@ class AttentionEncoderDecoder(EncoderDecoder):
         return self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]
 
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
-        """With S = src_len, T = tgt_len, embeddings E, encoder H per direction, decoder Hd, alignment A, maxout M,
-        V target words:
+        """With S = src_len, T = tgt_len, embeddings E, encoder H per direction and K = 2H annotations (K = H with
+        one direction), decoder Hd, alignment A, maxout M, V target words:
 
-            encoder BiGRU, per source token   2 directions · 2·3H·(E + H)
-            U_a h_j, per source token         2·2H·A
+            encoder GRU, per source token     K/H directions · 2·3H·(E + H)
+            U_a h_j, per source token         2·K·A
             s_0 = tanh(W_s ←h_1), once        2·H·Hd
-            per target token                  2·Hd·A + 2·3Hd·(E + 2H + Hd) + 2·(Hd + E + 2H)·2M + 2·M·V
+            per target token                  2·Hd·A + 2·3Hd·(E + K + Hd) + 2·(Hd + E + K)·2M + 2·M·V
                                               W_a s_{i-1}, the GRU (W, C, U), deep output [U_o V_o C_o], W_o
-            per target and source token       2·A + 2·2H    v_aᵀ tanh(...) and c_i = Σ_j α_ij h_j
+            per target and source token       2·A + 2·K    v_aᵀ tanh(...) and c_i = Σ_j α_ij h_j
         """
         E, H = self.encoder.rnn.input_size, self.encoder.rnn.hidden_size
+        K, dirs = self.decoder.C.in_features, 1 + self.encoder.rnn.bidirectional
         Hd, A = self.decoder.U.in_features, self.decoder.attention.v_a.in_features
         M, V = self.decoder.out.in_features, self.decoder.out.out_features
-        encoder = src_len * (2 * 2 * 3 * H * (E + H) + 2 * 2 * H * A) + 2 * H * Hd
-        decoder = tgt_len * (2 * Hd * A + 2 * 3 * Hd * (E + 2 * H + Hd) + 2 * (Hd + E + 2 * H) * 2 * M + 2 * M * V)
-        return encoder + decoder + src_len * tgt_len * (2 * A + 2 * 2 * H)
+        encoder = src_len * (dirs * 2 * 3 * H * (E + H) + 2 * K * A) + 2 * H * Hd
+        decoder = tgt_len * (2 * Hd * A + 2 * 3 * Hd * (E + K + Hd) + 2 * (Hd + E + K) * 2 * M + 2 * M * V)
+        return encoder + decoder + src_len * tgt_len * (2 * A + 2 * K)
