@@ -171,6 +171,17 @@ def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_use_it(tmp_
 
 
 @pytest.mark.slow
+def test_run_py_trains_with_scheduled_sampling_and_logs_the_references_probability(tmp_path):
+    proc = run(tmp_path, "model=attention", "experiment=smoke", "logger=csv", "scheduled_sampling.method=step",
+               "scheduled_sampling.schedule=linear", "scheduled_sampling.k=4", "scheduled_sampling.p=0.25")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "results.json").read_text())["train"]["steps"] == 6
+    logged = [line.split(",") for line in next(tmp_path.rglob("metrics.csv")).read_text().splitlines()]
+    column = logged[0].index("train/p_gold")
+    assert [float(row[column]) for row in logged[1:] if row[column]][:5] == [1.0, 0.8125, 0.625, 0.4375, 0.25]
+
+
+@pytest.mark.slow
 def test_run_py_trains_a_compiled_model(tmp_path):
     """speed.compile, as a GPU run would use it, here on the CPU: torch.compile (inductor) of the teacher-forced
     pass under the CPU's precision (bf16 autocast where it has bf16 hardware) with fused Adam; the run trains,

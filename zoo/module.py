@@ -15,6 +15,7 @@ from zoo.data.tokenizer import Tokenizer
 from zoo.decoding import beam_search, greedy_search
 from zoo.errors import ConfigError, TrainingStopped
 from zoo.models.base import EncoderDecoder
+from zoo.sampling import ScheduledSampling
 
 
 def label_smoothed_nll(logits: Tensor, target: Tensor, *, pad_id: int, epsilon: float) -> Tensor:
@@ -113,19 +114,26 @@ def inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, init
 class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: EncoderDecoder, *, optimizer: Callable, scheduler: Callable | None, tokenizer: Tokenizer,
                  label_smoothing: float = 0.1, beam_size: int = 4,
-                 alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10, checkpoint_info: dict | None = None):
+                 alpha: float = 0.6, max_len_a: float = 1.2, max_len_b: int = 10, checkpoint_info: dict | None = None,
+                 sampling: ScheduledSampling | None = None):
         super().__init__()
         check_decoding(beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b)
         self.checkpoint_info = checkpoint_info  # what `zoo.checkpoint` needs to rebuild the model and tokenizers
         self.net, self.make_optimizer, self.make_scheduler = net, optimizer, scheduler
         self.tokenizer, self.label_smoothing = tokenizer, label_smoothing  # the target side's
+        self.sampling = sampling  # None: teacher forcing only
         self.search = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "max_len_a": max_len_a,
                        "max_len_b": max_len_b}
         self.beam = {"beam_size": beam_size, "alpha": alpha}
         self.val_bleu, self.fit_bleu = SacreBLEUScore(), SacreBLEUScore()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
+        """Teacher-forced, but in training with scheduled sampling, where some inputs are the model's own
+        predictions (zoo/sampling.py); validation's loss is always teacher-forced."""
+        if self.training and self.sampling is not None:
+            logits = self.sampling.logits(self.net, batch["src"], batch["src_mask"], batch["tgt_in"], self.global_step)
+        else:
+            logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
         return label_smoothed_nll(logits, batch["tgt_out"], pad_id=self.tokenizer.pad_id, epsilon=self.label_smoothing)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -138,6 +146,8 @@ class Seq2SeqModule(L.LightningModule):
             raise NonFiniteLoss(f"the training loss is {value} at step {self.global_step + 1} (batch "
                                 f"{batch_idx + 1} of epoch {self.current_epoch}); training stopped")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
+        if self.sampling is not None:
+            self.log("train/p_gold", self.sampling.gold_probability(self.global_step))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:

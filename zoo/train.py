@@ -26,6 +26,7 @@ from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
 from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
                         ValidationStop, all_processes)
+from zoo.sampling import ScheduledSampling
 from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
 
 
@@ -113,6 +114,7 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     if alphas is not None and cfg.evaluate != "average":
         raise ConfigError(f"tune_alpha needs evaluate=average (not {cfg.evaluate}): the averaged checkpoint is the one "
                           f"that carries the chosen length penalty, so that zoo.translate reproduces the test scores")
+    scheduled_sampling(cfg)
     if not isinstance(cfg.oracle_length, bool):
         raise ConfigError(f"oracle_length ({cfg.oracle_length}) must be true or false")
     patience, budget = cfg.early_stopping.patience, cfg.train_seconds
@@ -146,6 +148,16 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
     return path, info
 
 
+def scheduled_sampling(cfg: DictConfig) -> ScheduledSampling | None:
+    """The scheduled sampling that `cfg.scheduled_sampling` asks for, None for teacher forcing alone."""
+    if cfg.scheduled_sampling.method is None:
+        return None
+    try:
+        return ScheduledSampling(**cfg.scheduled_sampling)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"scheduled_sampling: {e}") from None
+
+
 def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, dict] | None) -> dict | None:
     dm: TranslationDataModule = instantiate(cfg.data)
     dm.setup()
@@ -168,7 +180,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     dm.corpus.check_fits(dm.source, net.max_positions, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b)
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
-                           label_smoothing=cfg.model.label_smoothing, checkpoint_info=info, **cfg.decode)
+                           label_smoothing=cfg.model.label_smoothing, checkpoint_info=info,
+                           sampling=scheduled_sampling(cfg), **cfg.decode)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     print(f"{label}: {params:,} parameters")
     if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager

@@ -93,7 +93,7 @@ class AttentionDecoder(Decoder):
         return (logits, torch.stack(alphas, 1)) if return_alignment else logits
 
     def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
-        e = self.embed(token)  # (B, E)
+        e = self.dropout(self.embed(token))  # (B, E) (dropout: training through steps, zoo/sampling.py)
         s, c, _ = self.recur(self.W(e), state["hidden"], state)  # (B, Hd), (B, K)
         return self.output(s, e, c), state.updated(hidden=s)  # (B, V)
 

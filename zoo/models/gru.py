@@ -64,7 +64,7 @@ class ContextDecoder(Decoder):
 
     def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
         c = state["context"].unsqueeze(1)  # (B, 1, C)
-        e = self.embed(token).unsqueeze(1)  # (B, 1, E)
+        e = self.dropout(self.embed(token)).unsqueeze(1)  # (B, 1, E) (dropout: training through steps)
         s, h = self.rnn(torch.cat([e, c], -1), state["hidden"].transpose(0, 1).contiguous())  # (B, 1, H)
         logits = self.output(s, e, c).squeeze(1)  # (B, V)
         return logits, state.updated(hidden=h.transpose(0, 1))
