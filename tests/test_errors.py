@@ -39,6 +39,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
      "error: data.pool_size (1.5), data.max_sentences (0) must be an integer > 0"),
     (["early_stopping.monitor=bleu_tok"], "error: early_stopping.monitor (bleu_tok) must be bleu or loss"),
     (["oracle_length=maybe"], "error: oracle_length (maybe) must be true or false"),
+    (["exposure_bias=1"], "error: exposure_bias (1) must be true or false"),
     (["scheduled_sampling.method=beam", "scheduled_sampling.unit=word"],
      "error: scheduled_sampling: method ('beam') must be one of ['step', 'two_pass']; unit ('word') must be one of "
      "['token', 'sentence']"),

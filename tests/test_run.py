@@ -71,7 +71,7 @@ def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_run_py_end_to_end_writes_results(model, tmp_path):
-    proc = run(tmp_path, f"model={model}", "experiment=smoke", "oracle_length=true")
+    proc = run(tmp_path, f"model={model}", "experiment=smoke", "oracle_length=true", "exposure_bias=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last == f"results: {tmp_path / 'results.json'}"
@@ -96,6 +96,14 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
         assert sum(len(h.split()) == len(s["reference"].split()) for h, s in zip(oracle, r["samples"])) > r["n"] / 2
         right = sum(h == s["reference"] for h, s in zip(oracle, r["samples"]))
         assert r["oracle"]["exact_match"] == 100 * right / r["n"]
+        exposure, positions = r["exposure"], r["exposure"]["positions"]  # next-token accuracy by target position
+        assert positions[0]["t"] == 1 and positions[0]["n"] == r["n"]  # every reference reaches its first token
+        assert all(a["n"] >= b["n"] for a, b in zip(positions, positions[1:]))
+        first = positions[0]  # after BOS alone both prefixes are the same (up to a near tie of step and pass)
+        assert abs(first["teacher_forced"] - first["free_running"]) <= 100 / r["n"]
+        n = sum(p["n"] for p in positions)
+        for key in ("teacher_forced", "free_running"):
+            assert exposure[key] == pytest.approx(sum(p[key] * p["n"] for p in positions) / n)
     train = results["train"]
     assert train["steps"] == 6 and train["wall_s"] > train["train_s"] > 0
     assert train["tokens_per_s"] > train["tgt_tokens_per_s"] > 0 and train["tokens"] > train["tgt_tokens"]

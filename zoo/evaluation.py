@@ -45,12 +45,40 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
     return [module.tokenizer.decode(ids[i]) for i in order], tokens_per_s, [hit[i] for i in order]
 
 
+def exposure(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, split: str) -> dict:
+    """Exposure bias on `split`: at each target position t (from 1; the reference's EOS included), the share of
+    sentences whose most probable token there is the reference's, given the reference's prefix (teacher forcing, as
+    the model trained) and given the model's own greedy prefix (as it decodes: position by position against the
+    reference, so one token dropped or added misaligns the rest, as it would in its translation)."""
+    width = int(dm.split_ids(split).lengths[1].max()) + 1  # the longest reference, and its EOS
+    counts = torch.zeros(3, width, dtype=torch.long)  # sentences reaching position t, right forced, right free
+    pad = module.tokenizer.pad_id
+    module.eval()
+    with torch.no_grad(), trainer.precision_plugin.forward_context():
+        for batch in dm.loader(split, distributed=True):
+            src, src_mask = batch["src"].to(module.device), batch["src_mask"].to(module.device)
+            tgt_out = batch["tgt_out"].to(module.device)  # (B, T)
+            real = tgt_out != pad  # (B, T)
+            forced = module.net(src, src_mask, batch["tgt_in"].to(module.device)).argmax(-1)  # (B, T)
+            own = torch.full_like(tgt_out, -1)  # (B, T) the greedy output and its EOS, cut at the batch's width
+            for row, hyp in enumerate(module.generate(src, src_mask)):
+                out = [*hyp, module.tokenizer.eos_id][: own.size(1)]
+                own[row, : len(out)] = torch.tensor(out, device=own.device)
+            right = torch.stack([real, real & (forced == tgt_out), real & (own == tgt_out)])  # (3, B, T)
+            counts[:, : right.size(2)] += right.sum(1).cpu()
+    n, forced, free = sum(all_processes(counts)).tolist()  # summed over the DDP processes' shares
+    return {"teacher_forced": 100.0 * sum(forced) / sum(n), "free_running": 100.0 * sum(free) / sum(n),
+            "positions": [{"t": t + 1, "n": n[t], "teacher_forced": 100.0 * forced[t] / n[t],
+                           "free_running": 100.0 * free[t] / n[t]} for t in range(width) if n[t]]}
+
+
 def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, bucket_width: int,
-             oracle_length: bool = False) -> dict:
+             oracle_length: bool = False, exposure_bias: bool = False) -> dict:
     """Every test split translated by beam search (the configured decoding: its scores at the split's top level)
     and by greedy search (under "greedy"), and with `oracle_length` by greedy search at each reference's length
-    (under "oracle": what the model writes when the decision to stop is taken from it), every hypothesis kept; the
-    "fit" sample of training pairs by greedy search; decoding speed on the first test split."""
+    (under "oracle": what the model writes when the decision to stop is taken from it), every hypothesis kept; with
+    `exposure_bias`, next-token accuracy by position on the reference's prefix and on its own (under "exposure");
+    the "fit" sample of training pairs by greedy search; decoding speed on the first test split."""
     results, scoring = {}, {"lang": dm.tgt_lang, "lowercase": dm.settings.lowercase}
     for split in dm.test_splits:
         srcs, refs = (list(side) for side in zip(*dm.texts[split]))
@@ -72,6 +100,8 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
                                         if k not in ("signature", "n")}
             for sample, hyp in zip(results[split]["samples"], oracle):
                 sample["oracle"] = hyp
+        if exposure_bias:
+            results[split]["exposure"] = exposure(module, dm, trainer, split)
     if dm.fit_sample is not None:
         srcs, refs = (list(side) for side in zip(*dm.texts["fit"]))
         greedy, _, hit = translate_split(module, dm, trainer, "fit", beam=False)

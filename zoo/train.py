@@ -115,8 +115,9 @@ def check_config(cfg: DictConfig) -> tuple[Path, dict] | None:
         raise ConfigError(f"tune_alpha needs evaluate=average (not {cfg.evaluate}): the averaged checkpoint is the one "
                           f"that carries the chosen length penalty, so that zoo.translate reproduces the test scores")
     scheduled_sampling(cfg)
-    if not isinstance(cfg.oracle_length, bool):
-        raise ConfigError(f"oracle_length ({cfg.oracle_length}) must be true or false")
+    for flag in ("oracle_length", "exposure_bias"):
+        if not isinstance(cfg[flag], bool):
+            raise ConfigError(f"{flag} ({cfg[flag]}) must be true or false")
     patience, budget = cfg.early_stopping.patience, cfg.train_seconds
     if cfg.early_stopping.monitor not in ("bleu", "loss"):
         raise ConfigError(f"early_stopping.monitor ({cfg.early_stopping.monitor}) must be bleu or loss")
@@ -224,7 +225,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
     try:
         scored = prepare(module, dm, trainer, evaluate=cfg.evaluate, best=best, epochs=epochs,
                          alphas=None if cfg.tune_alpha is None else list(cfg.tune_alpha))
-        evaluation = evaluate(module, dm, trainer, cfg.bucket_width, oracle_length=cfg.oracle_length)
+        evaluation = evaluate(module, dm, trainer, cfg.bucket_width, oracle_length=cfg.oracle_length,
+                              exposure_bias=cfg.exposure_bias)
     except Exception as e:  # the trained model is safe in its checkpoint: say how to score it again
         raise EvaluationFailed(f"evaluation failed after training ({type(e).__name__}: {e}); "
                                f"{kept(steps, evaluate=True)}") from e
