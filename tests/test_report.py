@@ -16,7 +16,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
-from zoo import stats
+from zoo import plots, stats, tables
 from zoo.metrics import corpus_scores, moses_tokenized
 from zoo.report import ReportError, load_runs, write_report
 from zoo.tables import cell, devices, length_penalties, signatures
@@ -429,3 +429,24 @@ def test_the_header_gives_each_groups_bleu_signature_where_they_differ():
     runs = {"a": [{"test": {"signature": "nrefs:1|case:mixed"}}], "b": [{"test": {"signature": "nrefs:1|case:lc"}}]}
     assert signatures(runs, "test") == "a: `nrefs:1|case:mixed`; b: `nrefs:1|case:lc`"
     assert signatures({"a": runs["a"] * 2}, "test") == "`nrefs:1|case:mixed`"
+
+
+def test_exposure_bias_is_tabled_by_position_bucket_and_drawn(tmp_path):
+    def run(model: str, seed: int, free: list[float]) -> dict:
+        positions = [{"t": t, "n": 10 if t <= 5 else 2, "teacher_forced": 90.0, "free_running": f}
+                     for t, f in enumerate(free, 1)]
+        n = sum(p["n"] for p in positions)
+        return {"model": model, "seed": seed, "test_splits": ["test"], "test": {"exposure": {
+            "teacher_forced": 90.0, "free_running": sum(p["free_running"] * p["n"] for p in positions) / n,
+            "positions": positions}}}
+    runs = {"gru": [run("gru", 0, [90, 80, 70, 60, 50, 40]), run("gru", 1, [90, 90, 90, 90, 90, 10])],
+            "transformer": [run("transformer", 0, [90] * 6)]}
+    lines = tables.exposure_table(runs, "test")
+    assert lines[2].endswith("| positions 1-5 | positions 6-10 |")
+    gru = row("\n".join(lines), "gru")
+    assert gru[2:] == [listed([90.0, 90.0]), listed([3580 / 52, 4520 / 52]),  # (10 · (90+80+70+60+50) + 2 · 40) / 52
+                       listed([90 - 3580 / 52, 90 - 4520 / 52]), "90 / 80", "90 / 25"]
+    assert row("\n".join(lines), "transformer")[2:] == ["90.0", "90.0", "0.0", "90 / 90", "90 / 90"]
+    assert plots.exposure(runs, plots.palette(runs)) is not None
+    assert plots.exposure({"gru": [{**runs["gru"][0], "test": {}}]}, {"gru": (0, 0, 0)}) is None
+    assert tables.exposure_table({"gru": [{**runs["gru"][0], "test": {}}]}, "test") == []

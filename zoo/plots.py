@@ -48,7 +48,7 @@ def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
     colors = palette(runs)
     figures = {"scores.png": scores, "bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
-               "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention}
+               "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention, "exposure.png": exposure}
     written = []
     for name, draw in figures.items():
         fig = draw(runs, colors)
@@ -171,6 +171,32 @@ def val_bleu_vs_time(runs: dict[str, list[dict]], colors: dict[str, tuple]):
         ax.plot([], [], ":", color="black", label="on training pairs")
     ax.set(xlabel="training time (minutes, validation excluded)", ylabel="BLEU (greedy)",
            title="validation BLEU against training time (one line per seed)", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
+    return fig
+
+
+def exposure(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+    """Next-token accuracy against target position on the first test split, given the reference's prefix (dashed:
+    teacher forcing, as the models trained) and given the model's own greedy prefix (solid: as they decode), the mean
+    over seeds; the gap between the two is exposure bias. None where the runs did not measure it."""
+    split = next(iter(runs.values()))[0]["test_splits"][0]
+    if not all("exposure" in r[split] for rs in runs.values() for r in rs):
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for model, rs in runs.items():
+        for key, style in (("teacher_forced", "--"), ("free_running", "-")):
+            by_t: dict[int, list[float]] = {}
+            for r in rs:
+                for p in r[split]["exposure"]["positions"]:
+                    by_t.setdefault(p["t"], []).append(p[key])
+            ts = sorted(by_t)
+            ax.plot(ts, [statistics.fmean(by_t[t]) for t in ts], style, color=colors[model],
+                    label=model if key == "free_running" else None)
+    ax.plot([], [], "--", color="black", label="on the reference's prefix")
+    ax.plot([], [], "-", color="black", label="on its own greedy prefix")
+    ax.set(xlabel="target position", ylabel="next token right (%)", ylim=(0, 100),
+           title=f"exposure bias on {split}: next-token accuracy by position (mean over seeds)")
     ax.grid(alpha=0.3)
     legend_outside(ax)
     return fig

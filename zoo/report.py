@@ -22,8 +22,8 @@ from hydra.experimental.callback import Callback
 from zoo import plots
 from zoo.scan_tables import scan_tables
 from zoo.stats import significance
-from zoo.tables import (beyond_training, convergence, cost_table, header, length_table, main_table,
-                        splits_table)
+from zoo.tables import (beyond_training, convergence, cost_table, exposure_table, header, length_table,
+                        main_table, splits_table)
 
 ORDER = ("gru", "attention", "transformer")  # the history this zoo tells; other labels follow, sorted
 
@@ -94,6 +94,7 @@ def write_report(sweep_dir: Path) -> Path:
               f"{plots.longest_training_source(runs)})", "", *length_table(runs, splits), ""]
     for title, section in (("Beyond the training lengths", beyond_training(runs, splits)),
                            ("SCAN: where exact matches are lost", scan_tables(runs, split)),
+                           ("Exposure bias", exposure_table(runs, split)),
                            ("Convergence", convergence(runs)), ("Is the difference real?", significance(runs, split))):
         if section:
             lines += [f"## {title}", "", *section, ""]

@@ -131,6 +131,35 @@ def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]
             f"({kept[best]:.0f}%), {worst} the least ({kept[worst]:.0f}%).", "", *rows]
 
 
+EXPOSURE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, 10**6))  # target positions
+
+
+def exposure_table(runs: dict[str, list[dict]], split: str) -> list[str]:
+    """Next-token accuracy on the reference's prefix against on the model's own, overall and by target position
+    (the numbers behind exposure.png); nothing where the runs did not measure it."""
+    if not all("exposure" in r[split] for rs in runs.values() for r in rs):
+        return []
+    positions = [p["t"] for rs in runs.values() for r in rs for p in r[split]["exposure"]["positions"]]
+    buckets = [(lo, hi) for lo, hi in EXPOSURE_BUCKETS if any(lo <= t <= hi for t in positions)]
+    rows = ["| model | runs | reference's prefix % | own prefix % | gap | "
+            + " | ".join(f"positions {lo}-{hi}" if hi < 10**6 else f"positions {lo}+" for lo, hi in buckets) + " |",
+            "|" + "---|" * (5 + len(buckets))]
+    for model, rs in runs.items():
+        forced, free = ([r[split]["exposure"][k] for r in rs] for k in ("teacher_forced", "free_running"))
+        cells = [cell(forced), cell(free), cell([a - b for a, b in zip(forced, free)])]
+        for lo, hi in buckets:
+            within = [[p for p in r[split]["exposure"]["positions"] if lo <= p["t"] <= hi] for r in rs]
+            mean = [[sum(p[k] * p["n"] for p in ps) / max(sum(p["n"] for p in ps), 1) for ps in within]
+                    for k in ("teacher_forced", "free_running")]
+            cells.append(f"{statistics.fmean(mean[0]):.0f} / {statistics.fmean(mean[1]):.0f}")
+        rows.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + " |")
+    return [f"On `{split}`: how often the most probable next token is the reference's, given the reference's prefix "
+            "(teacher forcing, as the models trained) and given the model's own greedy prefix (as they decode, "
+            "compared position by position, so a dropped or added token misaligns the rest). The gap is exposure "
+            "bias with what follows from it; position buckets give reference / own prefix, the mean over seeds.",
+            "", *rows]
+
+
 def count(values: list) -> str:
     """How many seeds have each value: "3/3" for flags, "best 2/3, last 1/3" for other values; "–" if none."""
     n, present = len(values), [v for v in values if v is not None]
