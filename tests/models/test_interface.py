@@ -9,7 +9,7 @@ from zoo.decoding import beam_search, greedy_search
 from zoo.models.positions import POSITIONS
 
 MODELS = [("gru", {}), ("attention", {}), ("attention", {"bidirectional": False}),
-          *(("transformer", {"positions": p}) for p in POSITIONS)]
+          *(("transformer", {"positions": p}) for p in POSITIONS), ("transformer", {"decoder_positions": "none"})]
 
 
 @pytest.fixture(params=MODELS, ids=lambda m: "-".join([m[0], *(f"{k}={v}" for k, v in m[1].items())]))
@@ -227,7 +227,10 @@ def test_transformer_alignment_weights_are_those_the_attention_uses():
 @pytest.mark.parametrize("arch,bad,message", [
     ("transformer", {"d_model": 30, "n_heads": 4}, r"d_model \(30\) must be divisible by n_heads \(4\)"),
     ("transformer", {"positions": "relative"},
-     r"positions \('relative'\) must be one of 'sinusoidal', 'learned', 'rotary', 'alibi'"),
+     r"positions \('relative'\) must be one of 'sinusoidal', 'learned', 'rotary', 'alibi', 'alibi_directional', 't5'"),
+    ("transformer", {"decoder_positions": "nope"}, r"decoder_positions \('nope'\) must be one of .*'t5' or 'none'"),
+    ("transformer", {"positions": "alibi_directional", "n_heads": 3, "d_model": 12},
+     r"n_heads \(3\) must be even for alibi_directional"),
     ("transformer", {"positions": "rotary", "d_model": 12, "n_heads": 4}, r"d_head = d_model / n_heads \(3\)"),
     ("transformer", {"n_encoder_layers": 0}, r"n_encoder_layers \(0\) must be > 0"),
     ("gru", {"hidden": -1}, r"hidden \(-1\) must be > 0"),

@@ -4,7 +4,7 @@ import torch
 
 from tests.conftest import build, random_batch
 from tests.models.test_interface import assert_step_by_step_equals_teacher_forcing
-from zoo.models.positions import ALiBi, Rotary, alibi_slopes
+from zoo.models.positions import ALiBi, RelativeBias, Rotary, alibi_slopes, relative_buckets
 
 
 def test_alibi_slopes_for_eight_heads_are_the_papers():
@@ -23,6 +23,48 @@ def test_alibi_bias_is_causal_in_the_decoder_and_symmetric_in_the_encoder():
     mask = torch.tensor([[True, True, True, False, False]])
     padded = alibi(q, k, start=2, causal=False, mask=mask)  # (1, H, T, S)
     assert padded[..., 3:].eq(float("-inf")).all() and padded[..., :3].isfinite().all()
+
+
+def test_directional_alibi_has_half_its_encoder_heads_look_left_and_half_right():
+    alibi, m = ALiBi(n_heads=4, directional=True), alibi_slopes(2).float()  # each direction: 1/16, 1/256
+    q, k = torch.zeros(1, 4, 5, 4), torch.zeros(1, 4, 5, 4)
+    i, j = torch.arange(5)[:, None], torch.arange(5)
+    distance = -(i - j).abs().float()  # (T, S)
+    bias = alibi(q, k, start=0, causal=False, mask=None)[0]  # (H, T, S)
+    for h, slope in enumerate(m):
+        torch.testing.assert_close(bias[h], (slope * distance).masked_fill(j > i, float("-inf")))  # left only
+        torch.testing.assert_close(bias[2 + h], (slope * distance).masked_fill(j < i, float("-inf")))  # right only
+    torch.testing.assert_close(alibi(q, k, start=0, causal=True, mask=None),
+                               ALiBi(n_heads=4)(q, k, start=0, causal=True, mask=None))  # the decoder's is ALiBi's
+    mask = torch.tensor([[True, True, True, False, False]])  # padding queries 3, 4 of right-looking heads see
+    padded = alibi(q, k, start=0, causal=False, mask=mask)[0]  # nothing real: they attend everywhere, not NaN
+    assert padded[:2, :3, 3:].isinf().all() and padded[2:, 3:].eq(0).all() and padded[:, :3, :3].isfinite().any()
+
+
+def test_t5_buckets_are_exact_near_log_spaced_far_and_two_sided_in_the_encoder():
+    offset = torch.tensor([0, 1, 7, 8, 12, 16, 32, 64, 127, 128, 1000])  # i - j: keys on the left
+    causal = relative_buckets(offset, bidirectional=False, n_buckets=32, max_distance=128)
+    assert causal.tolist() == [0, 1, 7, 8, 12, 16, 21, 26, 31, 31, 31]  # 16 + ⌊16 · log(n/16) / log(128/16)⌋
+    assert relative_buckets(-offset, bidirectional=False, n_buckets=32, max_distance=128).eq(0).all()  # the future
+    both = relative_buckets(torch.cat([offset, -offset[1:]]), bidirectional=True, n_buckets=32, max_distance=128)
+    assert both[:11].tolist() == [0, 1, 7, 8, 9, 10, 12, 14, 15, 15, 15]  # 16 buckets a side, 8 exact
+    assert (both[11:] - 16).tolist() == both[1:11].tolist()  # keys on the right: the upper half
+
+
+def test_t5_bias_is_a_learned_scalar_per_head_and_bucket():
+    bias = RelativeBias(n_heads=2, n_buckets=8, max_distance=16)
+    q, k = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)
+    out = bias(q, k, start=0, causal=True, mask=None)[0]  # (H, T, S)
+    table = bias.table.weight  # (buckets, H)
+    assert out[:, 2, 0].tolist() == table[2].tolist() and out[:, 1, 1].tolist() == table[0].tolist()
+    assert out[:, 0, 1:].isinf().all()  # causal
+
+
+def test_a_decoder_without_positions_still_decodes_as_it_trains():
+    model = build("transformer", decoder_positions="none").eval()
+    assert model.encoder.embed.positions is not None and model.decoder.embed.positions is None
+    assert all(layer.self_attn.rotary is None and layer.self_attn.bias is None for layer in model.decoder.layers)
+    assert_step_by_step_equals_teacher_forcing(model)
 
 
 def test_rotary_keeps_norms_and_makes_scores_depend_on_the_offset_only():
@@ -50,7 +92,7 @@ def test_rotary_rotates_a_sequence_position_by_position():
         torch.testing.assert_close(rotary(x[:, :, t:t + 1], start=7 + t), whole[:, :, t:t + 1])
 
 
-@pytest.mark.parametrize("positions", ["rotary", "alibi"])
+@pytest.mark.parametrize("positions", ["rotary", "alibi", "alibi_directional", "t5"])
 def test_relative_positions_have_no_length_limit(positions):
     """max_positions bounds only the tables: rotary and alibi run, and decode incrementally, beyond it."""
     model = build("transformer", positions=positions, max_positions=4).eval()
@@ -67,12 +109,12 @@ def test_tables_stop_at_max_positions(positions):
         model(src, src_mask, tgt_in)
 
 
-@pytest.mark.parametrize("positions", ["rotary", "alibi"])
+@pytest.mark.parametrize("positions", ["rotary", "alibi", "alibi_directional", "t5"])
 def test_cross_attention_has_no_positional_term(positions):
     model = build("transformer", positions=positions)
     for layer in model.decoder.layers:
-        assert layer.cross_attn.rotary is None and layer.cross_attn.alibi is None
-        assert (layer.self_attn.rotary or layer.self_attn.alibi) is not None
+        assert layer.cross_attn.rotary is None and layer.cross_attn.bias is None
+        assert (layer.self_attn.rotary or layer.self_attn.bias) is not None
     assert model.encoder.embed.positions is None and model.decoder.embed.positions is None
 
 
@@ -89,7 +131,7 @@ def test_positions_become_angles_and_biases_in_fp32_before_the_cast_to_bf16():
                                atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("positions", ["rotary", "alibi"])
+@pytest.mark.parametrize("positions", ["rotary", "alibi", "alibi_directional", "t5"])
 def test_bf16_autocast_stays_close_to_fp32(positions):
     model = build("transformer", positions=positions).eval()
     src, src_mask, tgt_in = random_batch()

@@ -9,7 +9,8 @@
 
 The decoder's self-attention is causal. Its decoding state caches every layer's keys and values, so `step` computes
 one new position against the cache instead of re-running the whole prefix. Instead of the sinusoidal PE,
-`positions` may be a learned table, or rotary (RoPE) or alibi, which act inside self-attention (see positions.py).
+`positions` may be a learned table, or rotary (RoPE), alibi, alibi_directional or t5, which act inside
+self-attention; `decoder_positions` may differ from the encoder's, or be none (see positions.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
                              normal_embedding)
-from zoo.models.positions import POSITIONS, ALiBi, Rotary, TablePositions
+from zoo.models.positions import POSITIONS, TABLES, ALiBi, RelativeBias, Rotary, TablePositions
 
 # Not cuDNN's attention, which PyTorch 2.11 tries first for masked calls on an H200: it builds an execution plan for
 # every new shape, 0.13 s forward and backward against 0.5 ms for the call itself (experiments/sdpa_first_calls.py),
@@ -39,7 +40,7 @@ class Embedding(nn.Module):
         super().__init__()
         self.tokens = normal_embedding(vocab_size, d_model, pad_id)  # std D^-0.5, pad row zero
         self.positions = (TablePositions(max_positions=max_positions, d_model=d_model, learned=positions == "learned")
-                          if positions in ("sinusoidal", "learned") else None)  # rotary, alibi: in the attention
+                          if positions in TABLES else None)  # the others act in the attention, or there are none
         self.scale, self.dropout = math.sqrt(d_model), nn.Dropout(dropout)
 
     def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
@@ -89,12 +90,13 @@ def _causal(T: int, S: int, device: torch.device, attn_mask: Tensor | None) -> T
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention may carry `rotary` or `alibi` (positions.py); cross-attention carries neither."""
+    """Self-attention may carry `rotary` or a positional `bias` (ALiBi, T5's; positions.py); cross-attention
+    carries neither."""
 
     def __init__(self, *, d_model: int, n_heads: int, dropout: float, rotary: Rotary | None = None,
-                 alibi: ALiBi | None = None):
+                 bias: ALiBi | RelativeBias | None = None):
         super().__init__()
-        self.h, self.dropout, self.rotary, self.alibi = n_heads, dropout, rotary, alibi
+        self.h, self.dropout, self.rotary, self.bias = n_heads, dropout, rotary, bias
         self.W_Q, self.W_K, self.W_V, self.W_O = (nn.Linear(d_model, d_model) for _ in range(4))
 
     def split(self, x: Tensor) -> Tensor:
@@ -115,8 +117,8 @@ class MultiHeadAttention(nn.Module):
         q = self.split(self.W_Q(x))  # (B, H, T, D/H)
         if self.rotary is not None:
             q = self.rotary(q, start)  # (B, H, T, D/H) at its absolute positions
-        if self.alibi is not None:  # causality and padding become -inf in the bias
-            attn_mask, causal = self.alibi(q, k, start=start, causal=causal, mask=mask), False  # (B|1, H, T, S)
+        if self.bias is not None:  # causality and padding become -inf in the bias
+            attn_mask, causal = self.bias(q, k, start=start, causal=causal, mask=mask), False  # (B|1, H, T, S)
         else:
             attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, S) broadcast over heads, queries
         out = scaled_dot_product(q, k, v, attn_mask, causal=causal,
@@ -148,10 +150,11 @@ class Residual(nn.Module):
 
 class EncoderLayer(nn.Module):
     def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
-                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None, alibi: ALiBi | None):
+                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None,
+                 bias: ALiBi | RelativeBias | None):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout,
-                                            rotary=rotary, alibi=alibi)
+                                            rotary=rotary, bias=bias)
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_attn, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm) for _ in range(2))
 
@@ -162,10 +165,11 @@ class EncoderLayer(nn.Module):
 
 class DecoderLayer(nn.Module):
     def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
-                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None, alibi: ALiBi | None):
+                 activation_dropout: float, pre_norm: bool, rotary: Rotary | None,
+                 bias: ALiBi | RelativeBias | None):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout,
-                                            rotary=rotary, alibi=alibi)
+                                            rotary=rotary, bias=bias)
         self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout)
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_self, self.res_cross, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm)
@@ -235,54 +239,65 @@ class Transformer(EncoderDecoder):
     """Defaults are a small model for the embedded task; the paper's base model is d_model=512, n_heads=8,
     d_ff=2048, 6+6 layers, dropout 0.1. `dropout` is the paper's residual dropout (5.4), on every sub-layer's output
     and on the embeddings; `attention_dropout` (on the attention weights) and `activation_dropout` (after the FFN's
-    ReLU) are later additions (tensor2tensor), 0 by default as in fairseq. `positions` is one of POSITIONS;
-    max_positions bounds the sinusoidal and learned tables only. `tie_embeddings` ties the decoder's embedding and
+    ReLU) are later additions (tensor2tensor), 0 by default as in fairseq. `positions` is one of POSITIONS, for both
+    stacks unless `decoder_positions` (one of POSITIONS, or none) differs; max_positions bounds the sinusoidal and
+    learned tables only. `tie_embeddings` ties the decoder's embedding and
     output projection (Press & Wolf 2017); `share_all_embeddings` also gives the encoder the same table (the paper's
     3.4, and fairseq's option of that name), for a joint vocabulary only."""
 
     def __init__(self, *, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, d_model: int = 128,
                  n_heads: int = 4, d_ff: int = 512, n_encoder_layers: int = 2, n_decoder_layers: int = 2,
                  dropout: float = 0.1, attention_dropout: float = 0.0, activation_dropout: float = 0.0,
-                 pre_norm: bool = False, positions: str = "sinusoidal", max_positions: int = 1024,
-                 tie_embeddings: bool = False, share_all_embeddings: bool = False):
+                 pre_norm: bool = False, positions: str = "sinusoidal", decoder_positions: str | None = None,
+                 max_positions: int = 1024, tie_embeddings: bool = False, share_all_embeddings: bool = False):
         check_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, d_model=d_model,
                        n_heads=n_heads, d_ff=d_ff, n_encoder_layers=n_encoder_layers,
                        n_decoder_layers=n_decoder_layers, max_positions=max_positions)
         check_dropout(dropout=dropout, attention_dropout=attention_dropout, activation_dropout=activation_dropout)
+        decoder_positions = decoder_positions or positions
         if positions not in POSITIONS:
             raise ValueError(f"positions ({positions!r}) must be one of {', '.join(map(repr, POSITIONS))}")
+        if decoder_positions not in (*POSITIONS, "none"):
+            raise ValueError(f"decoder_positions ({decoder_positions!r}) must be one of "
+                             f"{', '.join(map(repr, POSITIONS))} or 'none'")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         if share_all_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"share_all_embeddings needs one vocabulary for both languages, not {src_vocab_size} "
                              f"source and {tgt_vocab_size} target tokens (data.preprocess.joint=true)")
-        if d_model % 2 and positions == "sinusoidal":
+        if d_model % 2 and "sinusoidal" in (positions, decoder_positions):
             raise ValueError(f"d_model ({d_model}) must be even for sinusoidal positions")
 
-        def embedding(vocab_size: int) -> Embedding:
+        def embedding(vocab_size: int, kind: str) -> Embedding:
             return Embedding(vocab_size=vocab_size, d_model=d_model, pad_id=pad_id, max_positions=max_positions,
-                             positions=positions, dropout=dropout)
+                             positions=kind, dropout=dropout)
+
+        def layer(kind: str) -> dict:  # a stack's layers share one rotary and one bias (T5's table is per stack)
+            bias = (ALiBi(n_heads=n_heads, directional=kind == "alibi_directional") if kind.startswith("alibi")
+                    else RelativeBias(n_heads=n_heads) if kind == "t5" else None)
+            return {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout,
+                    "attention_dropout": attention_dropout, "activation_dropout": activation_dropout,
+                    "pre_norm": pre_norm, "rotary": Rotary(d_head=d_model // n_heads) if kind == "rotary" else None,
+                    "bias": bias}
 
         def final_norm() -> nn.Module:  # pre-LN leaves the last residual stream un-normalised
             return nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
-        layer = {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "dropout": dropout,
-                 "attention_dropout": attention_dropout, "activation_dropout": activation_dropout, "pre_norm": pre_norm,
-                 "rotary": Rotary(d_head=d_model // n_heads) if positions == "rotary" else None,
-                 "alibi": ALiBi(n_heads=n_heads) if positions == "alibi" else None}  # one of each, shared
-        encoder_embed, decoder_embed = embedding(src_vocab_size), embedding(tgt_vocab_size)
+        encoder_embed = embedding(src_vocab_size, positions)
+        decoder_embed = embedding(tgt_vocab_size, decoder_positions)
+        encoder_layer, decoder_layer = layer(positions), layer(decoder_positions)
         out = nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings or share_all_embeddings:
             out.weight = decoder_embed.tokens.weight
         if share_all_embeddings:
             encoder_embed.tokens = decoder_embed.tokens
         super().__init__(
-            TransformerEncoder(encoder_embed, [EncoderLayer(**layer) for _ in range(n_encoder_layers)],
+            TransformerEncoder(encoder_embed, [EncoderLayer(**encoder_layer) for _ in range(n_encoder_layers)],
                                final_norm()),
-            TransformerDecoder(decoder_embed, [DecoderLayer(**layer) for _ in range(n_decoder_layers)],
+            TransformerDecoder(decoder_embed, [DecoderLayer(**decoder_layer) for _ in range(n_decoder_layers)],
                                final_norm(), out),
         )
-        self.max_positions = max_positions if positions in ("sinusoidal", "learned") else None  # rotary, alibi: any
+        self.max_positions = max_positions if {positions, decoder_positions} & set(TABLES) else None  # else any
 
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """The last decoder layer's cross-attention weights averaged over heads (B, T, S), recomputed for that layer
