@@ -302,6 +302,16 @@ def test_the_comparison_sweeps_three_models_at_matched_size_over_three_seeds(tmp
     assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes
 
 
+def test_the_transformers_positional_variants_match_its_parameter_count():
+    """A comparison of positions, not of sizes: the learned table's weights are paid for with a narrower FFN."""
+    sizes = {}
+    for config in sorted((ROOT / "conf" / "model").glob("transformer*.yaml")):
+        cfg = compose_config(f"model={config.stem}")
+        net = instantiate(cfg.model.net)(src_vocab_size=500, tgt_vocab_size=600, pad_id=0)
+        sizes[config.stem] = sum(p.numel() for p in net.parameters())
+    assert len(sizes) >= 6 and max(sizes.values()) / min(sizes.values()) < 1.001, sizes
+
+
 def test_the_multi30k_recipes_build_with_their_own_batches_and_schedules():
     """experiment=multi30k_converged sweeps the three published recipes; each builds on a joint vocabulary (the
     Transformer shares one table three ways) and brings its own batch, validation interval and step ceiling."""
