@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from sacrebleu.metrics import BLEU
 
@@ -61,6 +62,26 @@ def test_gpu_trainer_configs_compose():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(experiment):
     assert compose_config(f"experiment={experiment}").model.net._target_
+
+
+def leaves(tree, prefix: str = ""):
+    """(dotted key, value) of every leaf of a nested dict."""
+    if not isinstance(tree, dict):
+        yield prefix[:-1], tree
+        return
+    for key, value in tree.items():
+        yield from leaves(value, f"{prefix}{key}.")
+
+
+@pytest.mark.parametrize("ablation", sorted(p.stem for p in (ROOT / "conf" / "ablation").glob("*.yaml")))
+def test_every_ablation_changes_the_recipe_and_nothing_else(ablation):
+    """conf/ablation/: a factor of the training recipe at a time, on top of an experiment (+ablation=NAME)."""
+    def settings(*extra: str) -> dict:
+        cfg = compose_config("experiment=scan_length", "model=attention", *extra)
+        return dict(leaves(OmegaConf.to_container(cfg)))  # unresolved: the interpolations name what they read
+    base, changed = settings(), settings(f"+ablation={ablation}")
+    differ = [key for key, value in changed.items() if base.get(key) != value]
+    assert differ and all(key.split(".")[0] in ("model", "data", "trainer", "scheduled_sampling") for key in differ)
 
 
 def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
