@@ -21,8 +21,9 @@ def translate_split(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L
                     beam: bool, oracle: bool = False) -> tuple[list[str], float, list[bool]]:
     """Translations of `split` in its original order; generated tokens per second (every output token, and the EOS
     of each hypothesis that ended by itself); and for each translation whether it stopped at its length limit
-    without EOS. With `oracle`, each translation has as many tokens as its reference (`zoo.decoding`), so every
-    one "stops at its limit". Under DDP each process translates its share of the batches and every process gets
+    without EOS. With `oracle`, each translation has as many tokens as its reference (`zoo.decoding`; a special
+    token such as BOS, which a trained model does not write, would be dropped from the text), so every one "stops
+    at its limit". Under DDP each process translates its share of the batches and every process gets
     them all."""
     ids: dict[int, list[int]] = {}
     hit: dict[int, bool] = {}

@@ -170,7 +170,7 @@ class Seq2SeqModule(L.LightningModule):
     def generate(self, src: Tensor, src_mask: Tensor, beam: bool = False,
                  oracle_lengths: Tensor | None = None) -> list[list[int]]:
         """Token ids of the translations (no BOS, no EOS), by greedy search or (with `beam`) beam search; with
-        `oracle_lengths` (B,), exactly that many tokens each (`zoo.decoding`)."""
+        `oracle_lengths` (B,), that many tokens each, EOS barred (`zoo.decoding`)."""
         if beam:
             return beam_search(self.net, src, src_mask, **self.search, **self.beam, oracle_lengths=oracle_lengths)
         return greedy_search(self.net, src, src_mask, **self.search, oracle_lengths=oracle_lengths)

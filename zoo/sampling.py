@@ -38,6 +38,8 @@ class ScheduledSampling:
                if value not in allowed]
         bad += [f"p ({self.p}) must be in [0, 1]"] * (not 0 <= self.p <= 1)
         bad += [f"k ({self.k}) must be > 0"] * (not self.k > 0)
+        bad += [f"k ({self.k}) must be >= 1 for inverse_sigmoid (ε_0 = k / (k + 1))"] * (
+            self.schedule == "inverse_sigmoid" and 0 < self.k < 1)
         if bad:
             raise ValueError("; ".join(bad))
 
@@ -60,12 +62,16 @@ class ScheduledSampling:
     def logits(self, net: EncoderDecoder, src: Tensor, src_mask: Tensor, tgt_in: Tensor, update: int) -> Tensor:
         """The training logits (B, T, V) at update `update`: teacher-forced where every input is drawn from the
         reference (exactly `net(src, src_mask, tgt_in)`, and with ε_i = 1 without a draw, so that the random state
-        is teacher forcing's too), else by this method on the mixed inputs."""
+        is teacher forcing's too), else `mixed`."""
         if self.gold_probability(update) >= 1.0:
             return net(src, src_mask, tgt_in)
         gold = self.gold_mask(tgt_in, update)
-        if gold.all():
-            return net(src, src_mask, tgt_in)
+        return net(src, src_mask, tgt_in) if gold.all() else self.mixed(net, src, src_mask, tgt_in, gold)
+
+    def mixed(self, net: EncoderDecoder, src: Tensor, src_mask: Tensor, tgt_in: Tensor, gold: Tensor) -> Tensor:
+        """Logits (B, T, V) with each input the reference's where `gold` (B, T) says so, else the model's most
+        probable token for that position: from the step before (`step`), or from a teacher-forced first pass
+        (`two_pass`)."""
         if self.method == "two_pass":
             with torch.no_grad():
                 predicted = net(src, src_mask, tgt_in).argmax(-1)  # (B, T) the guess for each next input

@@ -178,7 +178,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
         net = instantiate(cfg.model.net)(**{k: net_kwargs[k] for k in checkpoint.DATA_SIZED})
     except ValueError as e:
         raise ConfigError(f"model={label}: {e}") from None
-    dm.corpus.check_fits(dm.source, net.max_positions, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b)
+    dm.corpus.check_fits(dm.source, net.max_positions, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b,
+                         references_fed=cfg.oracle_length or cfg.exposure_bias)
     module = Seq2SeqModule(net, optimizer=instantiate(cfg.model.optimizer),
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, checkpoint_info=info,

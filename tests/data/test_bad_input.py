@@ -230,6 +230,17 @@ def test_a_line_too_long_for_the_model_is_refused_naming_it(tmp_path, long, mess
         corpus_.check_fits(source, net.max_positions, max_len_a=1.2, max_len_b=10)
 
 
+def test_a_test_reference_too_long_is_refused_where_evaluation_feeds_it_to_the_model(tmp_path):
+    """Oracle-length decoding and the exposure-bias measurement run the model on each test reference's length or
+    prefix, so there a test target must fit as a training target must."""
+    source = with_long_lines(tmp_path, test_de=(2, words(2000)))
+    corpus_ = Corpus.load(build(source, tmp_path))
+    corpus_.check_fits(source, 1024, max_len_a=1.2, max_len_b=10)
+    with pytest.raises(DataError, match=r"test\.de:2: the target has 2000 tokens, 2001 with BOS, more than the "
+                                        r"model's max_positions \(1024\); test is scored whole"):
+        corpus_.check_fits(source, 1024, max_len_a=1.2, max_len_b=10, references_fed=True)
+
+
 def test_what_fits_is_what_a_transformer_can_train_decode_and_align(tmp_path):
     """At the limit check_fits allows (a max_len_a * S + max_len_b token translation and its BOS in max_positions,
     and the same for a target), the loss, greedy and beam search and the alignment plot all run; one more is refused."""

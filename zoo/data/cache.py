@@ -147,21 +147,23 @@ class Corpus:
                 texts[name] = [tuple(p) for p in json.loads((path / f"{name}.text.json").read_text())]
         return cls(src_tok, tgt_tok, ids, texts, meta["splits"])
 
-    def check_fits(self, source: Source, max_positions: int | None, *, max_len_a: float, max_len_b: int) -> None:
+    def check_fits(self, source: Source, max_positions: int | None, *, max_len_a: float, max_len_b: int,
+                   references_fed: bool = False) -> None:
         """Refuse, before any training, a pair that a model of `max_positions` positions (None: any) cannot take:
         a source longer than that; a target that with its BOS is longer, in train and val (the loss is
-        teacher-forced); a translation whose length limit (max_len_a * source length + max_len_b, as decoding
-        computes it) with its BOS is longer, in any split (evaluation splits are decoded whole, never filtered, and
-        training pairs may be decoded too). The DataError names the first such line; `source` is read for the
-        file names then, not before."""
+        teacher-forced), and in the test splits too with `references_fed` (oracle-length decoding and the
+        exposure-bias measurement feed the model each reference's length or prefix); a translation whose length
+        limit (max_len_a * source length + max_len_b, as decoding computes it) with its BOS is longer, in any split
+        (evaluation splits are decoded whole, never filtered, and training pairs may be decoded too). The DataError
+        names the first such line; `source` is read for the file names then, not before."""
         if max_positions is None:
             return
         for name, split in self.ids.items():
             src_len, tgt_len = split.lengths  # (N,) each
             limit = (torch.as_tensor(src_len) * max_len_a + max_len_b).long().numpy()  # (N,) as decoding.length_limits
             needs = {"source": src_len, "target": tgt_len + 1, "translation": limit + 1}  # positions each pair needs
-            if name not in ("train", "val"):
-                del needs["target"]  # a test target is a reference, never fed to the model
+            if name not in ("train", "val") and not references_fed:
+                del needs["target"]  # a test target is only a reference here, never fed to the model
             over = np.logical_or.reduce([need > max_positions for need in needs.values()])  # (N,)
             if not over.any():
                 continue

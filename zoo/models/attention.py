@@ -13,8 +13,8 @@ No fixed-length vector: the decoder looks back at every source annotation at eve
 
 The query of step i depends on s_{i-1}, so teacher forcing still runs one GRU cell per target position; that loop
 holds the recurrence and nothing else (see `AttentionDecoder.forward`). With `bidirectional=False` the encoder reads
-left to right only, h_j = →h_j and s_0 = tanh(W_s →h_S), as the attention RNNs of Lake & Baroni 2018 did. Shapes:
-K is the annotations' width, 2H (H with one direction).
+left to right only, as Lake & Baroni 2018's did: h_j = →h_j and s_0 = tanh(W_s →h_S) (their decoder started from
+→h_S itself). Shapes: K is the annotations' width, 2H (H with one direction).
 """
 from __future__ import annotations
 

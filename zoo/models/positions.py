@@ -17,8 +17,9 @@ Cross-attention gets no positional term (a target position and a source position
                  head h adds -m_h·(i - j) to the score of query i for key j, slopes m_h = 2^(-8h/H), h = 1..H.
                  The paper's models are causal; the encoder's bidirectional self-attention uses -m_h·|i - j|,
                  which is symmetric, so it cannot tell a key on the left from one on the right
-    alibi_directional  the same in the decoder; in the encoder half of the heads look left only (j <= i) and half
-                 right only (j >= i), each half with the slopes of H/2 heads, so that direction is seen
+    alibi_directional  this zoo's variant, from no paper: the same in the decoder; in the encoder half of the
+                 heads look left only (j <= i) and half right only (j >= i), each half with the slopes of H/2
+                 heads, so that direction is seen
     t5           a learned bias per head for each bucket of i - j (Raffel et al. 2020, "Exploring the Limits of
                  Transfer Learning", arXiv:1910.10683, section 2.1): the nearest distances exact, longer ones in
                  log-spaced buckets up to max_distance, all beyond it in the last; left and right apart in the
