@@ -4,18 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.models import AttentionEncoderDecoder, GRUEncoderDecoder, Transformer
+from zoo.models import architectures
 
 PAD, BOS, EOS = 0, 1, 2
 SRC_V, TGT_V = 23, 29
 
-SMALL = {
-    "gru": (GRUEncoderDecoder, {"emb_dim": 16, "hidden": 24, "context": 20, "maxout_dim": 12}),
-    "attention": (AttentionEncoderDecoder, {"emb_dim": 16, "enc_hidden": 12, "hidden": 24, "attn_dim": 10,
-                                            "maxout_dim": 12}),
-    "transformer": (Transformer, {"d_model": 16, "n_heads": 4, "d_ff": 32, "n_encoder_layers": 2,
-                                  "n_decoder_layers": 2}),
-}
+SMALL = {a.name: (a.cls, a.small) for a in architectures()}  # every registered architecture, small
 
 
 def make(arch: str, **kwargs):

@@ -100,7 +100,7 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     assert last == f"results: {tmp_path / 'results.json'}"
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["model"] == model and results["data"] == "toy" and results["seed"] == 0
+    assert results["model"] == results["architecture"] == model and results["data"] == "toy" and results["seed"] == 0
     assert results["params"] > 0 and results["device"]["type"] == "cpu"
     assert f"{model}: {results['params']:,} parameters" in proc.stdout
     for split in ("test", "test_long"):

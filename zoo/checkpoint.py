@@ -20,11 +20,10 @@ import torch
 
 from zoo.data.tokenizer import Tokenizer
 from zoo.errors import CheckpointError
-from zoo.models import AttentionEncoderDecoder, EncoderDecoder, GRUEncoderDecoder, Transformer
+from zoo.models import EncoderDecoder, architectures
 
 VERSION = 1
-ARCHITECTURES = {f"{cls.__module__}.{cls.__qualname__}": cls
-                 for cls in (GRUEncoderDecoder, AttentionEncoderDecoder, Transformer)}
+ARCHITECTURES = {f"{a.cls.__module__}.{a.cls.__qualname__}": a.cls for a in architectures()}  # only these are rebuilt
 DATA_SIZED = ("src_vocab_size", "tgt_vocab_size", "pad_id")  # net arguments that come from the data, not the config
 # Lightning's precision names (a checkpoint's "precision") -> the dtype that matrix products run in (-mixed:
 # autocast over fp32 weights; -true: the weights themselves in that dtype)

@@ -11,8 +11,10 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-ZOO_COLORS = {"gru": "tab:red", "attention": "tab:blue", "transformer": "tab:green"}  # the same in every report
-COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+from zoo.models import architectures  # noqa: E402
+
+ZOO_COLORS = {a.name: a.colour for a in architectures()}  # each architecture's own, the same in every figure
+COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")  # for others
 SPLIT_STYLES = ("-", "--", ":", "-.")
 
 
@@ -28,15 +30,21 @@ def bucket(run: dict, split: str, lo: int, hi: int) -> dict | None:
 SHADES = (0.0, 0.45, -0.35, 0.7, -0.6)  # towards white (+) or black (-), for groups of one architecture
 
 
+def architecture(run: dict) -> str:
+    """The registered architecture a run trained (its "architecture"; results written before it was kept name only
+    their model config, which for the zoo's own configs is the architecture's name)."""
+    return run.get("architecture") or run["model"]
+
+
 def palette(runs: dict[str, list[dict]]) -> dict[str, tuple]:
     """One colour per architecture, the zoo's three always the same; groups that vary a setting of one architecture
     get shades of its colour."""
-    archs = list(dict.fromkeys(rs[0]["model"] for rs in runs.values()))
+    archs = list(dict.fromkeys(architecture(rs[0]) for rs in runs.values()))
     others = [a for a in archs if a not in ZOO_COLORS]
     base = {**ZOO_COLORS, **{a: COLORS[i % len(COLORS)] for i, a in enumerate(others)}}
     colors, seen = {}, {}
     for group, rs in runs.items():
-        arch = rs[0]["model"]
+        arch = architecture(rs[0])
         shade = SHADES[seen.setdefault(arch, 0) % len(SHADES)]
         seen[arch] += 1
         rgb = to_rgb(base[arch])
@@ -238,7 +246,7 @@ def scaling_figure(record: dict):
             lines.setdefault((r["arch"], r["phase"]), []).append(r)
     for (arch, phase), rs in lines.items():
         style = {"linestyle": PHASE_STYLES[phase], "marker": "o", "markersize": 3,
-                 "color": ZOO_COLORS[arch], "label": f"{arch}, {phase}"}
+                 "color": ZOO_COLORS.get(arch, "tab:gray"), "label": f"{arch}, {phase}"}
         time_ax.plot([r["n"] for r in rs], [1e6 * r["per_token_s"] for r in rs], **style)
         memory_ax.plot([r["n"] for r in rs], [r["peak_bytes"] / 2**20 for r in rs], **style)
     time_ax.set(ylabel="µs per target token", title="time per target token: a training step's (each with its\n"

@@ -20,12 +20,13 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from zoo import plots
+from zoo.models import architectures
 from zoo.scan_tables import scan_tables
 from zoo.stats import significance
 from zoo.tables import (beyond_training, convergence, cost_table, exposure_table, header, length_table,
                         main_table, splits_table)
 
-ORDER = ("gru", "attention", "transformer")  # the history this zoo tells; other labels follow, sorted
+ORDER = tuple(a.name for a in architectures())  # the history this zoo tells (each architecture's registered order)
 
 
 class ReportError(Exception):
@@ -71,7 +72,10 @@ def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
     runs: dict[str, list[dict]] = {}
     for r in found:
         runs.setdefault(group_name(r, varying), []).append(r)
-    order = sorted(runs, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
+    def place(group: str) -> tuple:  # by architecture in the zoo's order, then by label
+        arch = plots.architecture(runs[group][0])
+        return ORDER.index(arch) if arch in ORDER else len(ORDER), group
+    order = sorted(runs, key=place)
     return {m: sorted(runs[m], key=lambda r: r["seed"]) for m in order}, failed
 
 

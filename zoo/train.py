@@ -22,6 +22,7 @@ from zoo.data.datamodule import TranslationDataModule
 from zoo.errors import CheckpointError, ConfigError, EvaluationFailed, TrainingStopped
 from zoo.evaluation import alignment_sample, evaluate, prepare
 from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory, plateaued
+from zoo.models import of_class
 from zoo.module import NonFiniteLoss, Seq2SeqModule, check_decoding
 from zoo.resolvers import run_label
 from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
@@ -239,7 +240,7 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
 
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     return {
-        "model": label, "data": data, "params": params, "seed": cfg.seed,
+        "model": label, "architecture": of_class(type(net)).name, "data": data, "params": params, "seed": cfg.seed,
         # what the command line set, the report groups by it; a resume's checkpoint is train.resumed_from
         "overrides": [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")],
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),

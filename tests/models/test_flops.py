@@ -5,7 +5,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from tests.conftest import BOS, EOS, build
+from tests.conftest import BOS, EOS, SMALL, build
 from zoo.decoding import greedy_search
 from zoo.models import AttentionEncoderDecoder, GRUEncoderDecoder, Transformer
 from zoo.models.positions import POSITIONS
@@ -58,8 +58,9 @@ def test_transformer_by_hand():
     assert model.forward_flops(S, T) == encoder_layer + 2 * decoder_layer + output
 
 
-MODELS = [("gru", {}), ("gru", {"n_layers": 2}), ("attention", {}), ("attention", {"bidirectional": False}),
-          *(("transformer", {"positions": p}) for p in POSITIONS)]
+MODELS = [*((arch, {}) for arch in SMALL),  # every registered architecture, then options of the zoo's own
+          ("gru", {"n_layers": 2}), ("attention", {"bidirectional": False}),
+          *(("transformer", {"positions": p}) for p in POSITIONS if p != "sinusoidal")]
 
 
 @pytest.mark.parametrize("arch,options", MODELS)

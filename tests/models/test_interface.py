@@ -4,12 +4,13 @@ import itertools
 import pytest
 import torch
 
-from tests.conftest import BOS, EOS, PAD, SRC_V, TGT_V, build, random_batch
+from tests.conftest import BOS, EOS, PAD, SMALL, SRC_V, TGT_V, build, random_batch
 from zoo.decoding import beam_search, greedy_search
 from zoo.models.positions import POSITIONS
 
-MODELS = [("gru", {}), ("attention", {}), ("attention", {"bidirectional": False}),
-          *(("transformer", {"positions": p}) for p in POSITIONS), ("transformer", {"decoder_positions": "none"})]
+MODELS = [*((arch, {}) for arch in SMALL),  # every registered architecture, then options of the zoo's own
+          ("attention", {"bidirectional": False}), *(("transformer", {"positions": p}) for p in POSITIONS if p != "sinusoidal"),
+          ("transformer", {"decoder_positions": "none"})]
 
 
 @pytest.fixture(params=MODELS, ids=lambda m: "-".join([m[0], *(f"{k}={v}" for k, v in m[1].items())]))

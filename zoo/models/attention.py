@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive, maxout,
                              normal_embedding, packed_rnn)
+from zoo.models.registry import register
 
 
 class AnnotationEncoder(Encoder):
@@ -119,6 +120,8 @@ def gru_update(x: Tensor, h: Tensor, s: Tensor) -> Tensor:
     return torch.lerp(candidate, s.float(), z)  # (B, Hd) z ∘ s + (1 - z) ∘ ŝ in one op; s0 may be bf16
 
 
+@register("attention", colour="tab:blue", order=1,
+          small={"emb_dim": 16, "enc_hidden": 12, "hidden": 24, "attn_dim": 10, "maxout_dim": 12})
 class AttentionEncoderDecoder(EncoderDecoder):
     """Bahdanau et al. 2015 (RNNsearch). Defaults are small for the embedded task; the paper used 1000 units."""
 

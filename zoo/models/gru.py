@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive, maxout,
                              normal_embedding, packed_rnn)
+from zoo.models.registry import register
 
 
 class ContextEncoder(Encoder):
@@ -74,6 +75,7 @@ class ContextDecoder(Decoder):
         return self.out(self.dropout(t))  # (B, T, V)
 
 
+@register("gru", colour="tab:red", order=0, small={"emb_dim": 16, "hidden": 24, "context": 20, "maxout_dim": 12})
 class GRUEncoderDecoder(EncoderDecoder):
     """Cho et al. 2014. Defaults are a small model for the embedded task; the paper used 1000 hidden units."""
 

@@ -24,6 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
                              normal_embedding)
 from zoo.models.positions import POSITIONS, TABLES, ALiBi, RelativeBias, Rotary, TablePositions
+from zoo.models.registry import register
 
 # Not cuDNN's attention, which PyTorch 2.11 tries first for masked calls on an H200: it builds an execution plan for
 # every new shape, 0.13 s forward and backward against 0.5 ms for the call itself (experiments/sdpa_first_calls.py),
@@ -235,6 +236,8 @@ class TransformerDecoder(Decoder):
         return logits.squeeze(1), state  # (B, V)
 
 
+@register("transformer", colour="tab:green", order=2,
+          small={"d_model": 16, "n_heads": 4, "d_ff": 32, "n_encoder_layers": 2, "n_decoder_layers": 2})
 class Transformer(EncoderDecoder):
     """Defaults are a small model for the embedded task; the paper's base model is d_model=512, n_heads=8,
     d_ff=2048, 6+6 layers, dropout 0.1. `dropout` is the paper's residual dropout (5.4), on every sub-layer's output
