@@ -44,7 +44,7 @@ from references import recompute_greedy  # noqa: E402
 
 from zoo.decoding import greedy_search  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
-from zoo.models import AttentionEncoderDecoder, EncoderDecoder, GRUEncoderDecoder, Transformer  # noqa: E402
+from zoo.models import REGISTRY, EncoderDecoder, architectures  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
 from zoo.plots import scaling_figure  # noqa: E402
 
@@ -57,37 +57,23 @@ PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source)
             "fill": 1.0},
     "tiny": {"width": 32, "batch": 2, "lengths": [4, 8, 16], "vocab": 50, "budget": 60, "fill": 0.0},
 }
-ARCHS = ("gru", "attention", "transformer")
 LONG_RUN_S = 10  # a run this long is timed once: it varies little
-PHASES = {"train": ARCHS, "decode": ARCHS, "decode, no cache": ("transformer",)}  # the RNNs cache nothing but a state
+# every registered architecture that says how to build it at one width (its class's at_width), in the zoo's order;
+# a phase lists those whose theory has it (the RNNs cache nothing but a state, so "decode, no cache" is not theirs)
+ARCHS = tuple(a.name for a in architectures() if a.cls.at_width is not EncoderDecoder.at_width)
+PHASES = {phase: tuple(arch for arch in ARCHS if REGISTRY[arch].cls.cost(phase, True) is not None)
+          for phase in ("train", "decode", "decode, no cache")}
 
 
 def build(arch: str, *, width: int, vocab: int, max_len: int) -> EncoderDecoder:
-    """The zoo's architectures at one width D, one layer each way: the Transformer's d_model (d_ff 4D, heads of 64),
-    the RNNs' embeddings, hidden states and attention; the bidirectional encoder has D/2 per direction, so that its
-    annotations are D wide."""
+    """The architecture at one width D with one layer each way (its class's `at_width`)."""
     common = {"src_vocab_size": vocab, "tgt_vocab_size": vocab, "pad_id": PAD, "dropout": 0.1}
-    if arch == "gru":
-        return GRUEncoderDecoder(emb_dim=width, hidden=width, context=width, maxout_dim=width, **common)
-    if arch == "attention":
-        return AttentionEncoderDecoder(emb_dim=width, enc_hidden=width // 2, hidden=width, attn_dim=width,
-                                       maxout_dim=width, **common)
-    return Transformer(d_model=width, n_heads=max(1, width // 64), d_ff=4 * width, n_encoder_layers=1,
-                       n_decoder_layers=1, attention_dropout=0.1, activation_dropout=0.1, max_positions=max_len,
-                       **common)
+    return REGISTRY[arch].cls.at_width(width, max_len=max_len, **common)
 
 
 def theory(arch: str, phase: str, explicit_attention: bool) -> tuple[int, int]:
-    """Asymptotic exponents in n of (time per sequence, peak memory) at fixed width and batch. Time: a recurrent
-    layer's n steps of d² work, attention's n² scores (Bahdanau's decoder scores all n annotations at each of n
-    steps too); decoding without a cache reruns a growing prefix, n² per step. Memory: the RNNs keep O(n) states,
-    but Bahdanau's training keeps tanh(W_a s + U_a h), (B, S, A), for every step; the Transformer's n x n weights
-    are stored where attention is computed as written (the CPU path), and never with fused kernels."""
-    quadratic_weights = 2 if explicit_attention else 1
-    return {("gru", "train"): (1, 1), ("attention", "train"): (2, 2),
-            ("transformer", "train"): (2, quadratic_weights), ("gru", "decode"): (1, 1),
-            ("attention", "decode"): (2, 1), ("transformer", "decode"): (2, quadratic_weights),
-            ("transformer", "decode, no cache"): (3, quadratic_weights)}[arch, phase]
+    """Asymptotic exponents in n of (time per sequence, peak memory) at fixed width and batch (its class's `cost`)."""
+    return REGISTRY[arch].cls.cost(phase, explicit_attention)
 
 
 class PeakMemory(TorchDispatchMode):

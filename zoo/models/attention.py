@@ -143,6 +143,17 @@ class AttentionEncoderDecoder(EncoderDecoder):
         """Alignment weights α (B, T, S) of a teacher-forced pass, the picture of Bahdanau et al. Fig. 3."""
         return self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]
 
+    @classmethod
+    def at_width(cls, width: int, *, max_len: int, **common) -> AttentionEncoderDecoder:
+        """Annotations `width` wide: width / 2 a direction."""
+        return cls(emb_dim=width, enc_hidden=width // 2, hidden=width, attn_dim=width, maxout_dim=width, **common)
+
+    @classmethod
+    def cost(cls, phase: str, explicit_attention: bool) -> tuple[int, int] | None:
+        """Each of n decoder steps scores all n annotations: n² time. Training keeps tanh(W_a s + U_a h), (B, S, A),
+        for every step: n² memory; decoding only the step's."""
+        return {"train": (2, 2), "decode": (2, 1)}.get(phase)
+
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """With S = src_len, T = tgt_len, embeddings E, encoder H per direction and K = 2H annotations (K = H with
         one direction), decoder Hd, alignment A, maxout M, V target words:

@@ -108,6 +108,19 @@ class EncoderDecoder(nn.Module, ABC):
         element-wise ops, norms, softmax or biases. Plain arithmetic, so integer tensors (B,) give one count per
         pair."""
 
+    @classmethod
+    def at_width(cls, width: int, *, max_len: int, **common) -> EncoderDecoder:
+        """For the scaling study (experiments/scaling.py): the architecture with every size `width` and one layer
+        each way, taking sequences of up to max_len tokens; `common` holds the vocabulary sizes, pad id, dropout."""
+        raise NotImplementedError(f"{cls.__name__} has no at_width: the scaling study leaves it out")
+
+    @classmethod
+    def cost(cls, phase: str, explicit_attention: bool) -> tuple[int, int] | None:
+        """Theory for the scaling study: the exponents in the sequence length n of (time per sequence, peak memory)
+        at fixed width and batch, for `phase` ("train", "decode", or "decode, no cache": recomputing the prefix);
+        `explicit_attention`: attention computed as written, its n x n weights stored. None: no such phase."""
+        return None
+
     def decode_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """FLOPs, counted as `forward_flops` counts them, of `init_state` and tgt_len decoder steps: the products
         of the teacher-forced pass, one position at a time, unless a decoder's steps do less than its parallel pass."""

@@ -92,6 +92,15 @@ class GRUEncoderDecoder(EncoderDecoder):
                            context=context, n_layers=n_layers, maxout_dim=maxout_dim, dropout=dropout),
         )
 
+    @classmethod
+    def at_width(cls, width: int, *, max_len: int, **common) -> GRUEncoderDecoder:
+        return cls(emb_dim=width, hidden=width, context=width, maxout_dim=width, **common)
+
+    @classmethod
+    def cost(cls, phase: str, explicit_attention: bool) -> tuple[int, int] | None:
+        """n steps of d² work, n states kept; decoding keeps only the state, so it has no cache to go without."""
+        return {"train": (1, 1), "decode": (1, 1)}.get(phase)
+
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """With S = src_len, T = tgt_len, embeddings E, hidden H, context C, L layers, maxout M, V target words:
 

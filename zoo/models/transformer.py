@@ -302,6 +302,19 @@ class Transformer(EncoderDecoder):
         )
         self.max_positions = max_positions if {positions, decoder_positions} & set(TABLES) else None  # else any
 
+    @classmethod
+    def at_width(cls, width: int, *, max_len: int, **common) -> Transformer:
+        """d_model `width`, heads of 64, d_ff 4 · width, the tensor2tensor dropouts beside the residual one."""
+        return cls(d_model=width, n_heads=max(1, width // 64), d_ff=4 * width, n_encoder_layers=1,
+                   n_decoder_layers=1, attention_dropout=0.1, activation_dropout=0.1, max_positions=max_len, **common)
+
+    @classmethod
+    def cost(cls, phase: str, explicit_attention: bool) -> tuple[int, int] | None:
+        """n² attention scores; the n x n weights stored only where attention is computed as written (the CPU path),
+        never by fused kernels; decoding without the cache reruns a growing prefix, n² a step."""
+        weights = 2 if explicit_attention else 1
+        return {"train": (2, weights), "decode": (2, weights), "decode, no cache": (3, weights)}.get(phase)
+
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """The last decoder layer's cross-attention weights averaged over heads (B, T, S), recomputed for that layer
         only (the fused kernel never forms them) from the queries a pre-hook catches on their way in."""
