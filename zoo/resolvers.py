@@ -1,6 +1,7 @@
 """The config tree's own interpolations, registered by run.py before Hydra resolves anything:
 ${zoo.label:} names a run's architecture and ${zoo.group:} its sweep, for the loggers and the report;
-${zoo.cpu_precision:} is the faster training precision on this machine's CPU."""
+${zoo.cpu_precision:} is the faster training precision on this machine's CPU; ${zoo.architectures:} lists every
+registered architecture, for the sweeps that compare them all."""
 from __future__ import annotations
 
 from hydra.core.hydra_config import HydraConfig
@@ -34,8 +35,18 @@ def cpu_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     return "bf16-mixed" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "32-true"
 
 
+def all_architectures() -> str:
+    """"gru,attention,transformer,...": every architecture that registered itself (zoo.models.registry), in the zoo's
+    order, as a sweep's list of model configs (each has conf/model/NAME.yaml). Imports the models (torch) only when
+    a sweep asks."""
+    from zoo.models import architectures
+    return ",".join(a.name for a in architectures())
+
+
 def register_resolvers() -> None:
-    """${zoo.label:} and ${zoo.group:} for the logger configs, ${zoo.cpu_precision:} for trainer=cpu."""
+    """${zoo.label:} and ${zoo.group:} for the logger configs, ${zoo.cpu_precision:} for trainer=cpu,
+    ${zoo.architectures:} for the sweeps."""
     OmegaConf.register_new_resolver("zoo.label", run_label, replace=True)
     OmegaConf.register_new_resolver("zoo.group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("zoo.cpu_precision", cpu_precision, replace=True)
+    OmegaConf.register_new_resolver("zoo.architectures", all_architectures, replace=True)
