@@ -11,10 +11,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
 from sacrebleu.metrics import BLEU
 
 from tests.wandb_records import offline_run
+from zoo.models import architectures
 from zoo.resolvers import cpu_precision, register_resolvers
 
 register_resolvers()  # as run.py does: the logger configs use ${zoo.label:} and ${zoo.group:}
@@ -311,10 +311,11 @@ def test_run_py_trains_on_multi30k(shared_data, tmp_path):
     assert results["test"]["signature"].startswith("nrefs:1|case:mixed")
 
 
-def test_the_comparison_sweeps_three_models_at_matched_size_over_three_seeds(tmp_path):
+def test_the_comparison_sweeps_every_architecture_at_matched_size_over_three_seeds(tmp_path):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         params = compose("config", overrides=["experiment=compare"], return_hydra_config=True).hydra.sweeper.params
-    assert params == {"model": "gru,attention,transformer", "seed": "0,1,2"}
+    assert params == {"model": ",".join(a.name for a in architectures()), "seed": "0,1,2"}
+    assert params["model"].startswith("gru,attention,transformer")
     sizes = {}
     for model in params["model"].split(","):
         cfg = compose_config(f"model={model}", f"data.cache_dir={tmp_path}")
