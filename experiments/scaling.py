@@ -231,7 +231,8 @@ def crossover(a: dict[int, float], b: dict[int, float]) -> dict:
 
 
 def summarize(rows: list[dict], explicit_attention: bool) -> dict:
-    """The fitted exponents beside the theory and the FLOP count, and the Transformer's crossovers with the RNNs."""
+    """The fitted exponents beside the theory and the FLOP count, and the Transformer's crossovers with each other
+    architecture (its decoding without the cache against theirs, which need none)."""
     ok = [r for r in rows if r["status"] == "ok"]
     exponents = {}
     for phase, archs in PHASES.items():
@@ -248,10 +249,10 @@ def summarize(rows: list[dict], explicit_attention: bool) -> dict:
         per_token[r["arch"], r["phase"]][r["n"]] = r["per_token_s"]
     crossovers = {}
     for transformer_phase, rnn_phase in [("train", "train"), ("decode", "decode"), ("decode, no cache", "decode")]:
-        for rnn in ("gru", "attention"):
-            if ("transformer", transformer_phase) in per_token and (rnn, rnn_phase) in per_token:
-                crossovers[f"transformer {transformer_phase} vs {rnn} {rnn_phase}"] = crossover(
-                    per_token["transformer", transformer_phase], per_token[rnn, rnn_phase])
+        for other in ARCHS:
+            if other != "transformer" and {("transformer", transformer_phase), (other, rnn_phase)} <= set(per_token):
+                crossovers[f"transformer {transformer_phase} vs {other} {rnn_phase}"] = crossover(
+                    per_token["transformer", transformer_phase], per_token[other, rnn_phase])
     return {"exponents": exponents, "crossovers": crossovers}
 
 
@@ -411,7 +412,7 @@ def markdown(record: dict) -> str:
     for name, e in record["exponents"].items():
         lines.append(f"| {name} | {fmt(e['time'])} | {fmt(e['flops'])} | {e['theory_time']} | {fmt(e['memory'])} | "
                      f"{e['theory_memory']} |")
-    lines += ["", "**Where the Transformer's time per token crosses the RNNs'**", ""]
+    lines += ["", "**Where the Transformer's time per token crosses the other architectures'**", ""]
     for name, c in record["crossovers"].items():
         lines.append(f"- {name}: {crossover_text(c)}")
     return "\n".join(lines) + "\n"
@@ -422,10 +423,10 @@ def crossover_text(c: dict) -> str:
         return "no common lengths"
     lo, hi = c["lengths"]
     if c["crossings"]:
-        faster_short = "the Transformer" if lo in c["a_faster_at"] else "the RNN"
+        faster_short = "the Transformer" if lo in c["a_faster_at"] else "the other"
         where = f"at n ≈ {', '.join(f'{x:.0f}' for x in c['crossings'])} ({faster_short} is faster at n = {lo})"
         return where + ("; crossing back and forth: within noise of each other" if len(c["crossings"]) > 1 else "")
-    return f"no crossing for n = {lo}..{hi}: the {'Transformer' if c['a_faster_at'] else 'RNN'} is faster throughout"
+    return f"no crossing for n = {lo}..{hi}: the {'Transformer' if c['a_faster_at'] else 'other'} is faster throughout"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-from scaling import (PHASES, PRESETS, PeakMemory, build, crossover, fit_exponent, main,  # noqa: E402
+from scaling import (ARCHS, PHASES, PRESETS, PeakMemory, build, crossover, fit_exponent, main,  # noqa: E402
                      predicted_over)
 
 
@@ -97,10 +97,11 @@ def test_scaling_runs_and_writes_every_figure(tmp_path):
     assert rows["transformer", "decode", 16]["flops"] == preset["batch"] * net.decode_flops(16, 16)
     no_cache = net.forward_flops(16, 0) + sum(net.forward_flops(16, t) - net.forward_flops(16, 0) for t in range(1, 17))
     assert rows["transformer", "decode, no cache", 16]["flops"] == preset["batch"] * no_cache  # every prefix again
-    assert len(record["exponents"]) == 7 and len(record["crossovers"]) == 6
+    pairs = sum(map(len, PHASES.values()))  # every (architecture, phase) measured
+    assert len(record["exponents"]) == pairs and len(record["crossovers"]) == 3 * (len(ARCHS) - 1)
     assert math.isclose(record["exponents"]["gru, train"]["flops"], 1.0, abs_tol=0.05)  # d² work per token
     assert {"device", "torch", "matmul_peak_gflops"} <= set(record["machine"]) and record["date"]
-    assert record["commit"] and set(record["parameters"]) == {"gru", "attention", "transformer"}
+    assert record["commit"] and set(record["parameters"]) == set(ARCHS) >= {"gru", "attention", "transformer"}
     assert (out / "scaling.png").stat().st_size > 0 and "| 16 |" in (out / "scaling.md").read_text()
 
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -117,7 +118,7 @@ def test_a_phase_stops_at_the_first_length_over_the_budget(tmp_path):
                     "8", "16", "--budget", "1e-9", "--out", str(out)], cwd=ROOT, check=True, capture_output=True,
                    timeout=300)
     rows = json.loads((out / "scaling.json").read_text())["rows"]
-    assert [r["status"] for r in rows if r["n"] == 4] == ["ok"] * 7  # nothing to extrapolate from yet
+    assert [r["status"] for r in rows if r["n"] == 4] == ["ok"] * sum(map(len, PHASES.values()))  # no trend yet
     assert {r["status"] for r in rows if r["n"] > 4} == {"skipped: over the time budget (0 s)"}
 
 
