@@ -60,7 +60,7 @@ PRESETS = {  # common width, batch rows, lengths, target vocabulary (and source)
 LONG_RUN_S = 10  # a run this long is timed once: it varies little
 # every registered architecture that says how to build it at one width (its class's at_width), in the zoo's order;
 # a phase lists those whose theory has it (the RNNs cache nothing but a state, so "decode, no cache" is not theirs)
-ARCHS = tuple(a.name for a in architectures() if a.cls.at_width is not EncoderDecoder.at_width)
+ARCHS = tuple(a.name for a in architectures() if a.cls.at_width.__func__ is not EncoderDecoder.at_width.__func__)
 PHASES = {phase: tuple(arch for arch in ARCHS if REGISTRY[arch].cls.cost(phase, True) is not None)
           for phase in ("train", "decode", "decode, no cache")}
 
