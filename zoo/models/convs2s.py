@@ -52,7 +52,8 @@ def glu_conv(channels: int, kernel_size: int, dropout: float) -> nn.Conv1d:
     return conv
 
 
-def positions_embedding(n: int, dim: int, pad_id: int | None = None) -> nn.Embedding:
+def embedding(n: int, dim: int, pad_id: int | None = None) -> nn.Embedding:
+    """N(0, 0.1) rows (3.5), the pad row (if any) zero: for tokens and for positions alike."""
     emb = nn.Embedding(n, dim, padding_idx=pad_id)
     nn.init.normal_(emb.weight, std=0.1)
     if pad_id is not None:
@@ -78,8 +79,7 @@ class ConvEncoder(Encoder):
     def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, channels: int, n_layers: int,
                  kernel_size: int, dropout: float, max_positions: int, n_attention_layers: int):
         super().__init__()
-        self.embed, self.positions = positions_embedding(vocab_size, emb_dim, pad_id), positions_embedding(
-            max_positions, emb_dim)
+        self.embed, self.positions = embedding(vocab_size, emb_dim, pad_id), embedding(max_positions, emb_dim)
         self.fc1, self.fc2 = linear(emb_dim, channels, dropout), linear(channels, emb_dim)
         self.convs = nn.ModuleList(glu_conv(channels, kernel_size, dropout) for _ in range(n_layers))
         self.dropout, self.pad = nn.Dropout(dropout), (kernel_size - 1) // 2  # odd k: centred
@@ -101,8 +101,7 @@ class ConvDecoder(Decoder):
     def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, channels: int, n_layers: int,
                  kernel_size: int, out_dim: int, dropout: float, max_positions: int):
         super().__init__()
-        self.embed, self.positions = positions_embedding(vocab_size, emb_dim, pad_id), positions_embedding(
-            max_positions, emb_dim)
+        self.embed, self.positions = embedding(vocab_size, emb_dim, pad_id), embedding(max_positions, emb_dim)
         self.fc1 = linear(emb_dim, channels, dropout)
         self.convs = nn.ModuleList(glu_conv(channels, kernel_size, dropout) for _ in range(n_layers))
         self.queries = nn.ModuleList(linear(channels, emb_dim) for _ in range(n_layers))  # W_d
