@@ -78,6 +78,22 @@ class Decoder(nn.Module, ABC):
         """One decoding step: token (B,) -> logits (B, V) for the next token, and the state after it."""
 
 
+class IncrementalDecoder(Decoder):
+    """A decoder whose pass over T new positions continues its state (`run`): teacher forcing is one run from the
+    initial state, a decoding step a run of one position (the Transformers' key/value caches, ConvS2S's inputs)."""
+
+    @abstractmethod
+    def run(self, tgt: Tensor, state: State) -> tuple[Tensor, State]:
+        """tgt (B, T) after the positions already in `state` -> logits (B, T, V), and the state after them."""
+
+    def forward(self, tgt_in: Tensor, state: State) -> Tensor:
+        return self.run(tgt_in, state)[0]  # (B, T, V)
+
+    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
+        logits, state = self.run(token.unsqueeze(1), state)[:2]  # (B, 1, V)
+        return logits.squeeze(1), state  # (B, V)
+
+
 class EncoderDecoder(nn.Module, ABC):
     """An encoder and a decoder behind one interface; decoding, loss and metrics see only this class."""
 

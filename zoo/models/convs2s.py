@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.models.base import Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive
+from zoo.models.base import Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive
 from zoo.models.registry import register
 
 SQRT_HALF = math.sqrt(0.5)
@@ -97,7 +97,7 @@ class ConvEncoder(Encoder):
         return z, (z + e) * SQRT_HALF
 
 
-class ConvDecoder(Decoder):
+class ConvDecoder(IncrementalDecoder):
     def __init__(self, *, vocab_size: int, pad_id: int, emb_dim: int, channels: int, n_layers: int,
                  kernel_size: int, out_dim: int, dropout: float, max_positions: int):
         super().__init__()
@@ -140,12 +140,6 @@ class ConvDecoder(Decoder):
         state = state.updated(inputs=inputs, t=state["t"] + tgt.size(1))
         return (logits, state, torch.stack(weights).mean(0)) if return_alignment else (logits, state)
 
-    def forward(self, tgt_in: Tensor, state: State) -> Tensor:
-        return self.run(tgt_in, state)[0]  # (B, T, V)
-
-    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
-        logits, state = self.run(token.unsqueeze(1), state)  # (B, 1, V)
-        return logits.squeeze(1), state  # (B, V)
 
 
 @register("convs2s", colour="tab:orange", order=3,

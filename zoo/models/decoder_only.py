@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
+from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive,
                              normal_embedding)
 from zoo.models.positions import sinusoidal_table
 from zoo.models.registry import register
@@ -91,7 +91,7 @@ class PrefixPass(Encoder):
         return cache  # per layer, keys and values (B, H, S, D/H)
 
 
-class TargetPass(Decoder):
+class TargetPass(IncrementalDecoder):
     def __init__(self, embed: Embedding, layers: nn.ModuleList, final_norm: nn.Module, out: nn.Linear):
         super().__init__()
         self.embed, self.layers, self.final_norm, self.out = embed, layers, final_norm, out
@@ -114,12 +114,6 @@ class TargetPass(Decoder):
         logits = self.out(self.final_norm(x))  # (B, T, V)
         return logits, state.updated(self_k=self_k, self_v=self_v, key_mask=key_mask, next=positions[:, -1] + 1)
 
-    def forward(self, tgt_in: Tensor, state: State) -> Tensor:
-        return self.run(tgt_in, state)[0]  # (B, T, V)
-
-    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
-        logits, state = self.run(token.unsqueeze(1), state)  # (B, 1, V)
-        return logits.squeeze(1), state  # (B, V)
 
 
 @register("decoder_only", colour="tab:brown", order=4,

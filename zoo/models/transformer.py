@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from zoo.models.base import (Decoder, Encoder, EncoderDecoder, State, check_dropout, check_positive,
+from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive,
                              normal_embedding)
 from zoo.models.positions import POSITIONS, TABLES, ALiBi, RelativeBias, Rotary, TablePositions
 from zoo.models.registry import register
@@ -205,7 +205,7 @@ class TransformerEncoder(Encoder):
         return self.final_norm(x)  # (B, S, D) the memory
 
 
-class TransformerDecoder(Decoder):
+class TransformerDecoder(IncrementalDecoder):
     def __init__(self, embed: Embedding, layers: list[DecoderLayer], final_norm: nn.Module, out: nn.Linear):
         super().__init__()
         self.embed, self.layers, self.final_norm, self.out = embed, nn.ModuleList(layers), final_norm, out
@@ -228,12 +228,6 @@ class TransformerDecoder(Decoder):
             self_v.append(v)
         return self.out(self.final_norm(x)), state.updated(self_k=self_k, self_v=self_v)  # (B, T, V)
 
-    def forward(self, tgt_in: Tensor, state: State) -> Tensor:
-        return self.run(tgt_in, state)[0]  # (B, T, V)
-
-    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
-        logits, state = self.run(token.unsqueeze(1), state)  # (B, 1, V)
-        return logits.squeeze(1), state  # (B, V)
 
 
 @register("transformer", colour="tab:green", order=2,
