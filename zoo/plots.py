@@ -14,7 +14,8 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from zoo.models import architectures  # noqa: E402
 
 ZOO_COLORS = {a.name: a.colour for a in architectures()}  # each architecture's own, the same in every figure
-COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")  # for others
+COLORS = tuple(c for c in ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+               if c not in ZOO_COLORS.values())  # for groups of no registered architecture
 SPLIT_STYLES = ("-", "--", ":", "-.")
 
 
@@ -37,8 +38,8 @@ def architecture(run: dict) -> str:
 
 
 def palette(runs: dict[str, list[dict]]) -> dict[str, tuple]:
-    """One colour per architecture, the zoo's three always the same; groups that vary a setting of one architecture
-    get shades of its colour."""
+    """One colour per architecture, each registered one always its own; groups that vary a setting of one
+    architecture get shades of its colour."""
     archs = list(dict.fromkeys(architecture(rs[0]) for rs in runs.values()))
     others = [a for a in archs if a not in ZOO_COLORS]
     base = {**ZOO_COLORS, **{a: COLORS[i % len(COLORS)] for i, a in enumerate(others)}}

@@ -240,7 +240,8 @@ def fit_and_evaluate(cfg: DictConfig, label: str, logger, resume: tuple[Path, di
 
     val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     return {
-        "model": label, "architecture": of_class(type(net)).name, "data": data, "params": params, "seed": cfg.seed,
+        "model": label, "architecture": getattr(of_class(type(net)), "name", label), "data": data, "params": params,
+        "seed": cfg.seed,
         # what the command line set, the report groups by it; a resume's checkpoint is train.resumed_from
         "overrides": [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")],
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),

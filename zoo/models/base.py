@@ -1,4 +1,4 @@
-"""The encoder-decoder interface that all three architectures implement.
+"""The encoder-decoder interface that every architecture implements.
 
 After d2l's ``Encoder`` / ``Decoder.init_state`` / ``EncoderDecoder`` (Zhang et al., Dive into Deep Learning, ch. 10):
 

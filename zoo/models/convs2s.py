@@ -20,7 +20,8 @@ which the paper does not use). Padding is zeroed before every encoder convolutio
 Decoding steps one position at a time: the state keeps each decoder layer's last k-1 inputs (fairseq's linearized
 convolution), so a step convolves k positions for one output and equals the teacher-forced pass. Differences from
 the paper, stated: no weight normalization; every layer has the same number of channels (the paper's projections
-between widths are not needed); the last hidden layer projects to `out_dim` before the output layer, as fairseq does.
+between widths are not needed); the last hidden layer projects to `out_dim` before the output layer, and the query d_i
+and the values z_j + e_j are scaled by √0.5, as fairseq does.
 """
 from __future__ import annotations
 
@@ -139,7 +140,6 @@ class ConvDecoder(IncrementalDecoder):
         logits = self.out(self.dropout(self.fc2(h)))  # (B, T, V)
         state = state.updated(inputs=inputs, t=state["t"] + tgt.size(1))
         return (logits, state, torch.stack(weights).mean(0)) if return_alignment else (logits, state)
-
 
 
 @register("convs2s", colour="tab:orange", order=3,

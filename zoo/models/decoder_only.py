@@ -64,8 +64,10 @@ class Layer(nn.Module):
 
         def attend(y: Tensor) -> Tensor:
             nonlocal extended
-            k, v = self.attn.keys_values(y)  # (B, H, T, D/H) each
-            extended = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, t+T, D/H)
+            k, v = self.attn.keys_values(y)  # (B, H, T, D/H) each, in the autocast dtype
+            if past[0].size(2):  # (the source pass starts from nothing: no cat to promote bf16 keys to fp32)
+                k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, t+T, D/H)
+            extended = k, v
             return self.attn(y, *extended, key_mask, causal=causal)  # (B, T, D)
 
         x = self.res_attn(x, attend)  # (B, T, D)
@@ -113,7 +115,6 @@ class TargetPass(IncrementalDecoder):
             self_v.append(v)
         logits = self.out(self.final_norm(x))  # (B, T, V)
         return logits, state.updated(self_k=self_k, self_v=self_v, key_mask=key_mask, next=positions[:, -1] + 1)
-
 
 
 @register("decoder_only", colour="tab:brown", order=4,

@@ -26,7 +26,8 @@ REGISTRY: dict[str, Architecture] = {}
 def register(name: str, *, colour: str, order: int, small: dict):
     """A class decorator: adds the class to REGISTRY under `name`; refuses a name or an order already taken."""
     def add(cls: type) -> type:
-        if name in REGISTRY and REGISTRY[name].cls.__qualname__ != cls.__qualname__:
+        if name in REGISTRY and (REGISTRY[name].cls.__module__, REGISTRY[name].cls.__qualname__) != (
+                cls.__module__, cls.__qualname__):
             raise ValueError(f"architecture {name!r} is already registered, by {REGISTRY[name].cls.__qualname__}")
         clash = next((a.name for a in REGISTRY.values() if a.order == order and a.name != name), None)
         if clash:

@@ -229,7 +229,6 @@ class TransformerDecoder(IncrementalDecoder):
         return self.out(self.final_norm(x)), state.updated(self_k=self_k, self_v=self_v)  # (B, T, V)
 
 
-
 @register("transformer", colour="tab:green", order=2,
           small={"d_model": 16, "n_heads": 4, "d_ff": 32, "n_encoder_layers": 2, "n_decoder_layers": 2})
 class Transformer(EncoderDecoder):
