@@ -6,7 +6,6 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from zoo.resolvers import register_resolvers
@@ -16,16 +15,17 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from zoo.errors import UserError  # imported here so that `--help` and config errors answer fast
+    from zoo.context import RunContext  # imported here so that `--help` and config errors answer fast
+    from zoo.errors import UserError
     from zoo.train import train
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    ctx = RunContext.from_hydra(HydraConfig.get())  # Hydra's runtime state, read here only
     try:
-        results = train(cfg)
+        results = train(cfg, ctx)
         if results is not None:  # (DDP's other processes have none)
             print(f"results: {results}")
     except Exception as e:
-        if multirun:  # the other jobs still run and the report still gets written; it names this job as failed
+        if ctx.multirun:  # the other jobs still run and the report still gets written; it names this job as failed
             traceback.print_exc()
             (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
         elif isinstance(e, UserError):  # bad input: one line naming the value, file or line, not a traceback

@@ -13,9 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from sacrebleu.metrics import BLEU
 
+from tests.runs import run_py, train_here
 from tests.wandb_records import offline_run
+from zoo.errors import EvaluationFailed
 from zoo.models import architectures
 from zoo.resolvers import cpu_precision, register_resolvers
+from zoo.results import load
 
 register_resolvers()  # as run.py does: the logger configs use ${zoo.label:} and ${zoo.group:}
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,21 +91,17 @@ def test_every_ablation_changes_the_recipe_and_nothing_else(ablation):
 
 
 def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *overrides, f"hydra.run.dir={tmp_path}",
-                           f"data.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return run_py(tmp_path, *overrides)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ARCHITECTURES)
-def test_run_py_end_to_end_writes_results(model, tmp_path):
-    proc = run(tmp_path, f"model={model}", "experiment=smoke", "oracle_length=true", "exposure_bias=true")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last == f"results: {tmp_path / 'results.json'}"
-    results = json.loads((tmp_path / "results.json").read_text())
+def test_every_architecture_trains_and_is_scored(model, tmp_path, capsys):
+    results = train_here(tmp_path, f"model={model}", "experiment=smoke", "oracle_length=true", "exposure_bias=true")
+    printed = capsys.readouterr().out
     assert results["model"] == results["architecture"] == model and results["data"] == "toy" and results["seed"] == 0
     assert results["params"] > 0 and results["device"]["type"] == "cpu"
-    assert f"{model}: {results['params']:,} parameters" in proc.stdout
+    assert f"{model}: {results['params']:,} parameters" in printed
     for split in ("test", "test_long"):
         r = results[split]
         assert 0 <= r["bleu"] <= 100 and 0 <= r["chrf"] <= 100 and 0 <= r["exact_match"] <= 100
@@ -146,68 +145,68 @@ def test_run_py_end_to_end_writes_results(model, tmp_path):
         weights = alignment["weights"]
         assert len(weights) == len(alignment["target"]) and len(weights[0]) == len(alignment["source"])
         assert all(abs(sum(row) - 1) < 1e-3 for row in weights)
-    assert "hypothesis:" in proc.stdout  # sample translations are printed
+    assert "hypothesis:" in printed  # sample translations are printed
+
+
+@pytest.mark.slow
+def test_run_py_end_to_end_writes_results_and_logs_to_wandb_offline(tmp_path):
+    proc = run(tmp_path, "model=attention", "experiment=smoke")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"results: {tmp_path / 'results.json'}"
+    results = load(tmp_path / "results.json")
+    assert results["model"] == "attention" and results["overrides"] == ["model=attention", "experiment=smoke",
+                                                                        f"data.cache_dir={tmp_path}/cache"]
     # the default logger is wandb, offline: a run named by architecture and seed, with the same metric names
     wandb = offline_run(tmp_path)
-    assert (wandb["name"], wandb["job_type"], wandb["group"], wandb["exit_code"]) == (f"{model}-seed0", model, "", 0)
+    assert (wandb["name"], wandb["job_type"], wandb["group"], wandb["exit_code"]) == ("attention-seed0", "attention",
+                                                                                      "", 0)
     assert float(wandb["summary"]["test/bleu"]) == results["test"]["bleu"]
-    assert float(wandb["summary"]["train/mfu"]) == train["mfu"]
+    assert float(wandb["summary"]["train/mfu"]) == results["train"]["mfu"]
     assert "test_long/bleu_by_src_len" in {k.rsplit("/", 1)[0] for k in wandb["summary"]}
 
 
 @pytest.mark.slow
-def test_early_stopping_ends_a_run_and_its_best_weights_are_scored(tmp_path):
+def test_early_stopping_ends_a_run_and_its_best_weights_are_scored(tmp_path, capsys):
     """A smoke run scores BLEU 0 at every check: with patience 1 the second check does not improve on the first,
     so training stops there, and the weights of the first check (best.ckpt) are the ones evaluated."""
-    proc = run(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=60", "trainer.enable_checkpointing=true",
-               "early_stopping.patience=1", "evaluate=best", "logger=csv")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = train_here(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=60",
+                         "trainer.enable_checkpointing=true", "early_stopping.patience=1", "evaluate=best")
     train = results["train"]
     assert train["steps"] == 6 and train["stopped_early"] and train["val_plateaued"] is False
     assert (train["evaluated"], train["best_step"]) == ("best", 3)
     best = torch.load(results["best_checkpoint"], weights_only=True)
     assert best["global_step"] == 3
-    assert f"evaluating the best weights by validation BLEU (step 3): {results['best_checkpoint']}" in proc.stdout
+    assert f"evaluating the best weights by validation BLEU (step 3): {results['best_checkpoint']}" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_a_training_time_budget_stops_training(tmp_path):
-    proc = run(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=100000", "train_seconds=3",
-               "trainer.val_check_interval=1000", "logger=csv")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    train = json.loads((tmp_path / "results.json").read_text())["train"]
+    train = train_here(tmp_path, "experiment=smoke", "model=gru", "trainer.max_steps=100000", "train_seconds=3",
+                       "trainer.val_check_interval=1000")["train"]
     assert train["out_of_time"] and train["steps"] < 100000 and 3 <= train["train_s"] < 3 + train["train_s"] / 2
 
 
 @pytest.mark.slow
-def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_use_it(tmp_path):
-    """Evaluation is made to fail (a sitecustomize replaces it): the run ends with one line naming the checkpoint
-    that holds the trained model and the command that translates with it."""
-    (tmp_path / "hook").mkdir()
-    (tmp_path / "hook" / "sitecustomize.py").write_text(
-        "import zoo.train\n"
-        "def evaluate(*args, **kwargs):\n"
-        "    raise RuntimeError('out of memory')\n"
-        "zoo.train.evaluate = evaluate\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "hook"), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", "model=gru", "logger=csv",
-                           "trainer.enable_checkpointing=true", f"hydra.run.dir={tmp_path / 'run'}",
-                           f"data.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=env)
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert proc.returncode == 1 and last.is_file() and not (tmp_path / "run" / "results.json").exists()
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: evaluation failed after training (RuntimeError: out of memory); the trained model is kept in {last}; "
+def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_use_it(tmp_path, monkeypatch):
+    """Evaluation is made to fail: the run ends with an error naming the checkpoint that holds the trained model
+    and the command that translates with it."""
+    def evaluate(*args, **kwargs):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr("zoo.train.evaluate", evaluate)
+    with pytest.raises(EvaluationFailed) as failed:
+        train_here(tmp_path, "experiment=smoke", "model=gru", "trainer.enable_checkpointing=true")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.is_file() and not (tmp_path / "results.json").exists()
+    assert str(failed.value) == (
+        f"evaluation failed after training (RuntimeError: out of memory); the trained model is kept in {last}; "
         f"translate a test file with it: python -m zoo.translate {last} --input SOURCE_FILE --output OUT_FILE")
 
 
 @pytest.mark.slow
 def test_run_py_trains_with_scheduled_sampling_and_logs_the_references_probability(tmp_path):
-    proc = run(tmp_path, "model=attention", "experiment=smoke", "logger=csv", "scheduled_sampling.method=step",
-               "scheduled_sampling.schedule=linear", "scheduled_sampling.k=4", "scheduled_sampling.p=0.25")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "results.json").read_text())["train"]["steps"] == 6
+    results = train_here(tmp_path, "model=attention", "experiment=smoke", "scheduled_sampling.method=step",
+                         "scheduled_sampling.schedule=linear", "scheduled_sampling.k=4", "scheduled_sampling.p=0.25")
+    assert results["train"]["steps"] == 6
     logged = [line.split(",") for line in next(tmp_path.rglob("metrics.csv")).read_text().splitlines()]
     column = logged[0].index("train/p_gold")
     assert [float(row[column]) for row in logged[1:] if row[column]][:5] == [1.0, 0.8125, 0.625, 0.4375, 0.25]
@@ -280,11 +279,9 @@ def write_parallel(folder: Path, n: int = 80) -> Path:
 
 @pytest.mark.slow
 def test_run_py_trains_on_the_users_parallel_text(tmp_path):
-    proc = run(tmp_path / "run", "data=parallel", f"data.source.train={write_parallel(tmp_path)}",
-               "data.source.val_size=10", "data.source.test_size=10", "data.preprocess.vocab_size=60",
-               "trainer=debug", "model=gru")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "run/results.json").read_text())
+    results = train_here(tmp_path / "run", "data=parallel", f"data.source.train={write_parallel(tmp_path)}",
+                         "data.source.val_size=10", "data.source.test_size=10", "data.preprocess.vocab_size=60",
+                         "trainer=debug", "model=gru")
     assert results["data"] == "parallel" and results["test_splits"] == ["test"] and results["test"]["n"] == 10
     assert results["corpus"]["splits"]["train"]["pairs"] == 60 and results["corpus"]["src_vocab"] == 60
 
@@ -301,10 +298,8 @@ def test_run_py_reports_bad_input_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_run_py_trains_on_multi30k(shared_data, tmp_path):
-    proc = run(tmp_path, "data=multi30k", f"data.root={shared_data / 'multi30k'}", "trainer=debug",
-               "model=gru", "decode.beam_size=2", "decode.max_len_b=2", "decode.max_len_a=0.5")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = train_here(tmp_path, "data=multi30k", f"data.root={shared_data / 'multi30k'}", "trainer=debug",
+                         "model=gru", "decode.beam_size=2", "decode.max_len_b=2", "decode.max_len_a=0.5")
     assert results["test_splits"] == ["test", "test2017"]
     assert results["test"]["n"] == results["test2017"]["n"] == 1000
     assert results["corpus"]["src_vocab"] == 8000 and results["corpus"]["padding_efficiency"] > 0.9

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from zoo.models import architectures  # noqa: E402
+from zoo.results import Results  # noqa: E402
 
 ZOO_COLORS = {a.name: a.colour for a in architectures()}  # each architecture's own, the same in every figure
 COLORS = tuple(c for c in ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
@@ -19,11 +20,11 @@ COLORS = tuple(c for c in ("tab:purple", "tab:orange", "tab:brown", "tab:pink", 
 SPLIT_STYLES = ("-", "--", ":", "-.")
 
 
-def longest_training_source(runs: dict[str, list[dict]]) -> int:
+def longest_training_source(runs: dict[str, list[Results]]) -> int:
     return max(r["corpus"]["train_max_src_len"] for rs in runs.values() for r in rs)
 
 
-def bucket(run: dict, split: str, lo: int, hi: int) -> dict | None:
+def bucket(run: Results, split: str, lo: int, hi: int) -> dict | None:
     """A split's source-length bucket [lo, hi], or None where this run had no sentence in it."""
     return next((b for b in run[split]["by_src_len"] if (b["lo"], b["hi"]) == (lo, hi)), None)
 
@@ -31,13 +32,13 @@ def bucket(run: dict, split: str, lo: int, hi: int) -> dict | None:
 SHADES = (0.0, 0.45, -0.35, 0.7, -0.6)  # towards white (+) or black (-), for groups of one architecture
 
 
-def architecture(run: dict) -> str:
+def architecture(run: Results) -> str:
     """The registered architecture a run trained (its "architecture"; results written before it was kept name only
     their model config, which for the zoo's own configs is the architecture's name)."""
     return run.get("architecture") or run["model"]
 
 
-def palette(runs: dict[str, list[dict]]) -> dict[str, tuple]:
+def palette(runs: dict[str, list[Results]]) -> dict[str, tuple]:
     """One colour per architecture, each registered one always its own; groups that vary a setting of one
     architecture get shades of its colour."""
     archs = list(dict.fromkeys(architecture(rs[0]) for rs in runs.values()))
@@ -53,7 +54,7 @@ def palette(runs: dict[str, list[dict]]) -> dict[str, tuple]:
     return colors
 
 
-def draw_all(runs: dict[str, list[dict]], out_dir: Path) -> list[str]:
+def draw_all(runs: dict[str, list[Results]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
     colors = palette(runs)
     figures = {"scores.png": scores, "bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
@@ -73,7 +74,7 @@ def legend_outside(ax) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
 
 
-def bleu_by_length(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def bleu_by_length(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """BLEU against source length, every test split on one axis (Bahdanau et al. 2015, Fig. 2): the first split
     solid, the others (e.g. lengths beyond training) in other line styles; a dot per seed, the groups' dots a little
     apart so that they do not cover each other."""
@@ -103,7 +104,7 @@ def bleu_by_length(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     return fig
 
 
-def bars(ax, runs: dict[str, list[dict]], colors: dict[str, tuple], value, title: str, digits: int = 0) -> None:
+def bars(ax, runs: dict[str, list[Results]], colors: dict[str, tuple], value, title: str, digits: int = 0) -> None:
     """The mean over seeds as a bar, the standard deviation as its whisker, each seed as a black dot."""
     names = list(runs)
     values = [[value(r) for r in runs[m]] for m in names]
@@ -122,7 +123,7 @@ def bars(ax, runs: dict[str, list[dict]], colors: dict[str, tuple], value, title
         label.set_horizontalalignment("right")
 
 
-def scores(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def scores(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """Test BLEU and exact match on the first split, beam and greedy, wherever every run has the figure."""
     split = next(iter(runs.values()))[0]["test_splits"][0]
     decodings = (("beam", lambda r: r[split]), ("greedy", lambda r: greedy(r, split)))
@@ -142,13 +143,13 @@ def scores(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     return fig
 
 
-def greedy(run: dict, split: str) -> dict:
+def greedy(run: Results, split: str) -> dict:
     """Greedy decoding's figures; results written before they were kept have only its BLEU."""
     figures = run[split]
     return figures.get("greedy", {"bleu": figures["greedy_bleu"]} if "greedy_bleu" in figures else {})
 
 
-def throughput(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def throughput(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
     bars(axes[0], runs, colors, lambda r: r["train"]["tokens_per_s"], "training: tokens/s (source + target)")
     bars(axes[1], runs, colors, lambda r: r["decode"]["greedy_tokens_per_s"], "greedy decoding: tokens/s")
@@ -161,7 +162,7 @@ def throughput(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     return fig
 
 
-def val_bleu_vs_time(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def val_bleu_vs_time(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """Validation BLEU against training time, one line per seed; where the runs measured it, BLEU on a sample of
     training pairs as a dotted line beside it (the gap between the two is overfitting)."""
     if not any(r["train"]["val_curve"] for rs in runs.values() for r in rs):
@@ -185,7 +186,7 @@ def val_bleu_vs_time(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     return fig
 
 
-def exposure(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def exposure(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """Next-token accuracy against target position on the first test split, given the reference's prefix (dashed:
     teacher forcing, as the models trained) and given the model's own greedy prefix (solid: as they decode), the mean
     over seeds; the gap between the two is exposure bias. None where the runs did not measure it."""
@@ -211,7 +212,7 @@ def exposure(runs: dict[str, list[dict]], colors: dict[str, tuple]):
     return fig
 
 
-def attention(runs: dict[str, list[dict]], colors: dict[str, tuple]):
+def attention(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """Alignment weights of one test sentence for each architecture's first run: the RNN's α (Bahdanau et al.
     2015, Fig. 3), the Transformer's last-layer cross-attention averaged over heads, or a note where the model has
     no attention at all."""
@@ -241,7 +242,7 @@ def scaling_figure(record: dict):
     log-log, one line per architecture (colour) and phase (line style); a slope of 1 on the left is time per
     sequence growing as n²."""
     fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(13, 4.8))
-    lines: dict[tuple[str, str], list[dict]] = {}
+    lines: dict[tuple[str, str], list[Results]] = {}
     for r in record["rows"]:
         if r["status"] == "ok":
             lines.setdefault((r["arch"], r["phase"]), []).append(r)

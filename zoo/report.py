@@ -12,15 +12,15 @@ without it.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from zoo import plots
+from zoo import plots, results
+from zoo.errors import UserError
 from zoo.models import architectures
+from zoo.results import Results
 from zoo.scan_tables import scan_tables
 from zoo.stats import significance
 from zoo.tables import (beyond_training, convergence, cost_table, exposure_table, header, length_table,
@@ -29,7 +29,7 @@ from zoo.tables import (beyond_training, convergence, cost_table, exposure_table
 ORDER = tuple(a.name for a in architectures())  # the history this zoo tells (each architecture's registered order)
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A sweep directory that holds nothing to report."""
 
 
@@ -37,7 +37,7 @@ class ReportError(Exception):
 IGNORED = {"seed", "model", "experiment", "ckpt_path"}
 
 
-def settings(run: dict) -> dict[str, str]:
+def settings(run: Results) -> dict[str, str]:
     """The run's command-line settings, key -> value, less a time budget that did not stop it (a cap that a run
     stopped early under, or resumed under, did not change what it trained)."""
     given = dict(o.partition("=")[::2] for o in run.get("overrides", []))
@@ -46,19 +46,19 @@ def settings(run: dict) -> dict[str, str]:
     return given
 
 
-def group_name(run: dict, varying: set[str]) -> str:
+def group_name(run: Results, varying: set[str]) -> str:
     """The architecture, plus every command-line setting that differs between the sweep's runs (other than the
     seed): `-m model=transformer model.net.dropout=0.1,0.3` gives two groups, not one with a false ± std."""
     extra = [f"{k}={v}" for k, v in settings(run).items() if k in varying]
     return " ".join([run["model"], *extra])
 
 
-def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
+def load_runs(sweep_dir: Path) -> tuple[dict[str, list[Results]], list[Path]]:
     """Every run's results under `sweep_dir`, grouped (by architecture and any varied setting) and sorted by seed,
     and the job directories that failed: no results.json beside the job's error.txt or its .hydra/ (a job killed
     from outside, by SLURM's time limit or the OOM killer, leaves no error.txt)."""
     paths = sorted([*sweep_dir.rglob("results.json"), *sweep_dir.rglob("results.json.gz")])  # (.gz: recorded)
-    found = [json.loads(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_text()) for p in paths]
+    found = [results.load(p) for p in paths]  # (a file that is not a run's results is named, with its first fault)
     jobs = {p.parent for pattern in ("error.txt", ".hydra") for p in sweep_dir.rglob(pattern)}
     failed = sorted(job for job in jobs if not {job / "results.json", job / "results.json.gz"} & set(paths))
     if not found:
@@ -69,7 +69,7 @@ def load_runs(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[Path]]:
                           "report each data set's runs separately")
     given = [settings(r) for r in found]
     varying = {k for k in set().union(*given) - IGNORED if len({s.get(k) for s in given}) > 1}
-    runs: dict[str, list[dict]] = {}
+    runs: dict[str, list[Results]] = {}
     for r in found:
         runs.setdefault(group_name(r, varying), []).append(r)
     def place(group: str) -> tuple:  # by architecture in the zoo's order, then by label
@@ -126,10 +126,11 @@ class ReportCallback(Callback):
 
 
 def report(sweep_dir: Path) -> None:
-    """write_report, with a one-line error instead of a traceback when there is nothing to report."""
+    """write_report, with a one-line error instead of a traceback when there is nothing to report or a results file
+    is not a run's."""
     try:
         print(f"report: {write_report(sweep_dir)}")
-    except ReportError as e:
+    except UserError as e:
         sys.exit(f"error: {e}")
 
 

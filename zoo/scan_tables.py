@@ -9,6 +9,7 @@ from operator import eq, gt, lt
 
 from zoo.data.scan import SCAN, longest_clause, sentences
 from zoo.metrics import percent, same_text
+from zoo.results import Results
 from zoo.tables import cell
 
 DECODINGS = (("beam", "hypothesis"), ("greedy", "greedy"), ("oracle length", "oracle"))  # (header, sample key)
@@ -36,7 +37,7 @@ def error_kinds(samples: list[dict]) -> tuple[float, float, float]:
                  for compare in (lt, eq, gt))
 
 
-def scan_tables(runs: dict[str, list[dict]], split: str) -> list[str]:
+def scan_tables(runs: dict[str, list[Results]], split: str) -> list[str]:
     """Exact match by decoding, by whether an item needs a clause longer than any in training, the kinds of error,
     and exact match by the reference's length; nothing for other data, or runs that kept no hypotheses."""
     first = next(iter(runs.values()))[0]

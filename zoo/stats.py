@@ -22,6 +22,7 @@ from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 
 from zoo.metrics import moses_tokenized, same_text, tok_bleu
+from zoo.results import Results
 
 LEVELS = (0.001, 0.01, 0.05)  # the thresholds a one-line verdict names
 
@@ -58,18 +59,18 @@ def exact(samples: list[dict], lowercase: bool = False) -> list[bool]:
     return [same_text(s["hypothesis"], s["reference"], lowercase) for s in samples]
 
 
-def folds_case(run: dict) -> bool:
+def folds_case(run: Results) -> bool:
     """Whether the run's model writes lowercase (data.preprocess.lowercase), so that its scores fold case."""
     return bool(run.get("corpus", {}).get("settings", {}).get("lowercase"))
 
 
-def tok_lang(run_a: dict, run_b: dict, split: str) -> str | None:
+def tok_lang(run_a: Results, run_b: Results, split: str) -> str | None:
     """The target language both runs scored tok BLEU in; None where either did not."""
     langs = {r.get("corpus", {}).get("tgt_lang") if "bleu_tok" in r[split] else None for r in (run_a, run_b)}
     return langs.pop() if len(langs) == 1 else None
 
 
-def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> dict[str, Outcome] | None:
+def both_tests(run_a: Results, run_b: Results, split: str, n_samples: int) -> dict[str, Outcome] | None:
     """The BLEU test, the tok BLEU test where both runs scored it, and the exact-match test of two runs on `split`,
     each under the report's heading for it; None where either kept no translations (results written before every
     sentence was kept) or they translated different sentences. Where either model writes lowercase, BLEU and exact
@@ -86,7 +87,7 @@ def both_tests(run_a: dict, run_b: dict, split: str, n_samples: int) -> dict[str
     return tests | {"Exact match": mcnemar(exact(a, lowercase), exact(b, lowercase))}
 
 
-def reference(runs: dict[str, list[dict]], split: str) -> str | None:
+def reference(runs: dict[str, list[Results]], split: str) -> str | None:
     """The group with the best mean BLEU among those run on every seed of the sweep: a group with fewer seeds may
     lead by the luck of its one seed, and could not be set against the others on theirs."""
     seeds = set().union(*({r["seed"] for r in rs} for rs in runs.values()))
@@ -94,14 +95,14 @@ def reference(runs: dict[str, list[dict]], split: str) -> str | None:
     return max(full, key=lambda m: statistics.fmean(r[split]["bleu"] for r in runs[m]), default=None)
 
 
-def pairs(runs: dict[str, list[dict]], split: str) -> list[tuple[str, str]]:
+def pairs(runs: dict[str, list[Results]], split: str) -> list[tuple[str, str]]:
     """Every pair of groups, the reference's pairs first (with the reference named first)."""
     ref = reference(runs, split)
     first = [(ref, m) for m in runs if ref is not None and m != ref]
     return first + [(a, b) for a, b in combinations(runs, 2) if ref not in (a, b)]
 
 
-def pair_tests(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> dict:
+def pair_tests(runs: dict[str, list[Results]], split: str, n_samples: int = 1000) -> dict:
     """{(a, b): {seed: {test's heading: Outcome}}} over the seeds each pair shares (`both_tests`)."""
     tests = {}
     for a, b in pairs(runs, split):
@@ -156,7 +157,7 @@ def pair_table(tests: dict, seeds: list[int], which: str, digits: int, unit: str
     return rows
 
 
-def significance(runs: dict[str, list[dict]], split: str, n_samples: int = 1000) -> list[str]:
+def significance(runs: dict[str, list[Results]], split: str, n_samples: int = 1000) -> list[str]:
     """The report's section on the paired tests; nothing for a single group."""
     tests = pair_tests(runs, split, n_samples)
     if not tests:

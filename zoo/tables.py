@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from zoo import plots
+from zoo.results import Results, Train
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -37,7 +38,7 @@ def cell(values: list[float | None], digits: int = 1) -> str:
     return f"{mean:,.{digits}f} ± {std:,.{digits}f} ({each})"
 
 
-def beam(run: dict, split: str) -> dict:
+def beam(run: Results, split: str) -> dict:
     """A split's beam-search figures: the configured decoding's, at the top of its entry."""
     return run[split]
 
@@ -46,7 +47,7 @@ FIGURES = (("BLEU", "bleu", 1), ("tok BLEU", "bleu_tok", 1), ("exact %", "exact_
            ("len ratio", "len_ratio", 2), ("hit limit %", "hit_limit", 1))  # (header, key, digits): every split
 
 
-def main_table(runs: dict[str, list[dict]], split: str) -> list[str]:
+def main_table(runs: dict[str, list[Results]], split: str) -> list[str]:
     """Beam and greedy BLEU, chrF and exact match; tokenized lowercased BLEU too where the runs measured it."""
     tok = any("bleu_tok" in r[split] for rs in runs.values() for r in rs)
     columns = [("BLEU beam", beam, "bleu"), ("BLEU greedy", plots.greedy, "bleu"),
@@ -59,7 +60,7 @@ def main_table(runs: dict[str, list[dict]], split: str) -> list[str]:
     return rows
 
 
-def cost_table(runs: dict[str, list[dict]]) -> list[str]:
+def cost_table(runs: dict[str, list[Results]]) -> list[str]:
     rows = ["| model | params | train tok/s | decode tok/s greedy / beam | peak memory MB | MFU % | wall s |",
             "|" + "---|" * 7]
     for model, rs in runs.items():
@@ -71,7 +72,7 @@ def cost_table(runs: dict[str, list[dict]]) -> list[str]:
     return rows
 
 
-def splits_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
+def splits_table(runs: dict[str, list[Results]], splits: list[str]) -> list[str]:
     """Both decodings' scores and length diagnostics on every split, one row per group and split; a figure no run
     has (results written before it was measured) is left out."""
     every = [(r, s) for rs in runs.values() for r in rs for s in splits]
@@ -96,7 +97,7 @@ def bucket_cell(rs: list[dict], split: str, lo: int, hi: int) -> str:
     return cell([b and b["bleu"] for b in buckets], 0) + (f"; len {statistics.fmean(ratios):.2f}" if ratios else "")
 
 
-def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
+def length_table(runs: dict[str, list[Results]], splits: list[str]) -> list[str]:
     """BLEU by source-length bucket, one row per split's bucket: the numbers behind bleu_by_length.png."""
     first = next(iter(runs.values()))[0]
     rows = ["| split | source tokens | sentences | " + " | ".join(runs) + " |", "|---|---|---|" + "---|" * len(runs)]
@@ -107,7 +108,7 @@ def length_table(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
     return rows
 
 
-def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]:
+def beyond_training(runs: dict[str, list[Results]], splits: list[str]) -> list[str]:
     """How much of its in-range BLEU each model keeps on the splits whose sources are all longer than any training
     source (the embedded task's test_long); nothing when there is no such split."""
     longest = plots.longest_training_source(runs)
@@ -134,7 +135,7 @@ def beyond_training(runs: dict[str, list[dict]], splits: list[str]) -> list[str]
 EXPOSURE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, 10**6))  # target positions
 
 
-def exposure_table(runs: dict[str, list[dict]], split: str) -> list[str]:
+def exposure_table(runs: dict[str, list[Results]], split: str) -> list[str]:
     """Next-token accuracy on the reference's prefix against on the model's own, overall and by target position
     (the numbers behind exposure.png); nothing where the runs did not measure it."""
     if not all("exposure" in r[split] for rs in runs.values() for r in rs):
@@ -170,7 +171,7 @@ def count(values: list) -> str:
     return ", ".join(f"{v} {present.count(v)}/{n}" for v in sorted(set(present), key=present.index))
 
 
-def lowest_loss(train: dict) -> str:
+def lowest_loss(train: Train) -> str:
     """The validation curve's lowest loss and its step, what early stopping on the loss watches ("–" for results
     written before the curve kept the loss)."""
     points = [p for p in train.get("val_curve", []) if p.get("loss") is not None]
@@ -180,7 +181,7 @@ def lowest_loss(train: dict) -> str:
     return f"{lowest['loss']:.3f} at {lowest['step']}"
 
 
-def convergence(runs: dict[str, list[dict]]) -> list[str]:
+def convergence(runs: dict[str, list[Results]]) -> list[str]:
     """Whether each model learned its training data and when validation stopped improving; nothing for results
     written before these were kept."""
     if not any("fit" in r or "best_val_bleu" in r["train"] for rs in runs.values() for r in rs):
@@ -206,12 +207,12 @@ def convergence(runs: dict[str, list[dict]]) -> list[str]:
             "plateaued count seeds. Training seconds exclude validation.", "", *rows]
 
 
-def device(run: dict) -> str:
+def device(run: Results) -> str:
     d = run["device"]
     return f"{d['name']} ({d['precision']}, measured matrix-multiply peak {d['matmul_peak_gflops']:,.0f} GFLOP/s)"
 
 
-def devices(runs: dict[str, list[dict]]) -> str:
+def devices(runs: dict[str, list[Results]]) -> str:
     """The machine the runs ran on, or each group's where they differ (a run recorded later, or given fewer threads:
     its MFU is against its own peak)."""
     by_group = {m: sorted({device(r) for r in rs}) for m, rs in runs.items()}
@@ -220,7 +221,7 @@ def devices(runs: dict[str, list[dict]]) -> str:
     return "; ".join(f"{m}: {' / '.join(ds)}" for m, ds in by_group.items())
 
 
-def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
+def header(runs: dict[str, list[Results]], sweep_dir: Path) -> list[str]:
     first = next(iter(runs.values()))[0]
     split = first["test_splits"][0]
     seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
@@ -236,7 +237,7 @@ def header(runs: dict[str, list[dict]], sweep_dir: Path) -> list[str]:
                else "") + scoring(runs), ""]
 
 
-def signatures(runs: dict[str, list[dict]], split: str) -> str:
+def signatures(runs: dict[str, list[Results]], split: str) -> str:
     """BLEU's signature, or each group's where they differ (a model trained on lowercased text is scored with
     case folded: case:lc)."""
     by_group = {m: sorted({r[split]["signature"] for r in rs}) for m, rs in runs.items()}
@@ -245,7 +246,7 @@ def signatures(runs: dict[str, list[dict]], split: str) -> str:
     return "; ".join(f"{m}: " + " / ".join(f"`{s}`" for s in ss) for m, ss in by_group.items())
 
 
-def scoring(runs: dict[str, list[dict]]) -> str:
+def scoring(runs: dict[str, list[Results]]) -> str:
     """Which weights were scored and with what length penalty, where the runs did not simply take the last ones."""
     rs = [r for group in runs.values() for r in group]
     evaluated = sorted({r["train"].get("evaluated", "last") for r in rs})
@@ -259,7 +260,7 @@ def alphas(tuning: dict) -> str:
     return ", ".join(f"{s['alpha']:g}" for s in tuning["scores"])
 
 
-def length_penalties(runs: dict[str, list[dict]]) -> str:
+def length_penalties(runs: dict[str, list[Results]]) -> str:
     """Each group's length penalties chosen on validation, in seed order, and the grid they were chosen from (each
     run's own where the runs' grids differ); nothing where no run chose one."""
     tuned = {m: [r["alpha_tuning"] for r in group if r.get("alpha_tuning")] for m, group in runs.items()}

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
+from zoo.results import Results
+
 SECTIONS = ("train", "decode", "memory", "device")  # and every test split
 
 
@@ -20,7 +22,7 @@ def offline_throughout(mode: str | None) -> None:
         os.environ["WANDB_MODE"] = mode
 
 
-def scalars(results: dict) -> dict[str, float]:
+def scalars(results: Results) -> dict[str, float]:
     """The numbers of `results.json` as flat metric names: {"test": {"bleu": 93.7}} -> {"test/bleu": 93.7}."""
     flat = {"params": results["params"]}
     for section in (*results["test_splits"], *SECTIONS):
@@ -29,7 +31,7 @@ def scalars(results: dict) -> dict[str, float]:
     return flat
 
 
-def log_results(logger, results: dict) -> None:
+def log_results(logger, results: Results) -> None:
     if not isinstance(logger, WandbLogger):
         return  # results.json holds everything; the CSV logger keeps the training curves
     import wandb
@@ -60,7 +62,7 @@ def wandb_identity(logger) -> dict | None:
             "mode": run.settings.mode, "dir": run.dir}
 
 
-def log_comparison(runs: dict[str, list[dict]], sweep_dir: Path, figures: list[str]) -> None:
+def log_comparison(runs: dict[str, list[Results]], sweep_dir: Path, figures: list[str]) -> None:
     """A "report" run in the sweep's wandb group, with the table and the cross-architecture charts."""
     identities = [r["wandb"] for rs in runs.values() for r in rs if r.get("wandb")]
     if not identities:

@@ -1,0 +1,266 @@
+"""`results.json`, the one record of a run that the report, the plots, the tracking and the tests' fake runs all
+read: its schema as typed dictionaries, written by zoo/train.py and checked when read back (`load`), and the summary a
+run prints. Keys marked NotRequired are those that runs of earlier versions did not write, or that no reader needs;
+the report still reads such runs (the committed results go back to the zoo's first sweeps)."""
+import gzip
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NotRequired, TypedDict
+
+from zoo.errors import UserError
+
+
+class ResultsError(UserError):
+    """A results.json that is not one of this zoo's: unreadable, or without a key the readers need."""
+
+
+class LengthBucket(TypedDict):
+    """One source-length bucket of a decoding (zoo.metrics.bleu_by_length)."""
+    lo: int
+    hi: int
+    n: int
+    bleu: float
+    len_ratio: NotRequired[float]
+    hit_limit: NotRequired[float]  # % of its hypotheses that reached the length limit without EOS
+
+
+class Sample(TypedDict):
+    source: str
+    reference: str
+    hypothesis: str  # by beam search (the configured decoding), or greedy search for the fit sample
+    greedy: NotRequired[str]
+    oracle: NotRequired[str]  # greedy at the reference's length (oracle_length=true)
+
+
+class Figures(TypedDict):
+    """One decoding's corpus scores (zoo.metrics.corpus_scores): BLEU is sacreBLEU on detokenized cased text."""
+    bleu: float
+    chrf: float
+    exact_match: float
+    bleu_lc: NotRequired[float]
+    bleu_tok: NotRequired[float]  # Moses-tokenized lowercased, as the Multi30k papers report
+    len_ratio: NotRequired[float]
+    sys_len: NotRequired[int]
+    ref_len: NotRequired[int]
+    hit_limit: NotRequired[float]
+
+
+class Greedy(Figures):
+    by_src_len: list[LengthBucket]
+
+
+class ExposurePoint(TypedDict):
+    t: int
+    n: int
+    teacher_forced: float
+    free_running: float
+
+
+class Exposure(TypedDict):
+    """Next-token accuracy (%) on the reference's prefix and on the model's own (exposure_bias=true)."""
+    teacher_forced: float
+    free_running: float
+    positions: list[ExposurePoint]
+
+
+class Split(Figures):
+    """A test split: beam search's figures at the top level, greedy search's under "greedy", every hypothesis."""
+    signature: str
+    n: int
+    by_src_len: list[LengthBucket]
+    samples: list[Sample]
+    greedy: NotRequired[Greedy]
+    greedy_bleu: NotRequired[float]  # (runs from before "greedy" kept all the figures)
+    oracle: NotRequired[Figures]
+    exposure: NotRequired[Exposure]
+
+
+class Fit(Figures):
+    """Greedy translations of a fixed sample of training pairs: how well the model fits what it trained on."""
+    n: int
+    samples: list[Sample]
+
+
+class ValPoint(TypedDict):
+    step: int
+    bleu: float
+    train_s: NotRequired[float]
+    wall_s: NotRequired[float]
+    fit_bleu: NotRequired[float | None]
+    loss: NotRequired[float | None]
+
+
+class Train(TypedDict):
+    wall_s: float
+    steps: int
+    tokens_per_s: float
+    tgt_tokens_per_s: float
+    train_s: float
+    flops_per_token: float
+    mfu: float  # of the device's measured matmul peak (device.matmul_peak_gflops)
+    val_curve: list[ValPoint]
+    tokens: NotRequired[int]
+    tgt_tokens: NotRequired[int]
+    val_bleu: NotRequired[float | None]
+    best_val_bleu: NotRequired[float | None]
+    best_step: NotRequired[int | None]
+    val_plateaued: NotRequired[bool]
+    evaluated: NotRequired[str]  # last, best or average: the weights the test splits were scored with
+    averaged: NotRequired[list[str] | None]
+    stopped_early: NotRequired[bool]
+    out_of_time: NotRequired[bool]
+    resumed_from: NotRequired[str | None]
+
+
+class Device(TypedDict):
+    name: str
+    type: str
+    precision: str
+    matmul_peak_gflops: float
+    processes: NotRequired[int]
+
+
+class DecodeSpeed(TypedDict):
+    greedy_tokens_per_s: float
+    beam_tokens_per_s: float
+
+
+class Memory(TypedDict):
+    peak_mb: float
+    kind: str
+
+
+class Alignment(TypedDict):
+    """One sentence's alignment weights: rows the output tokens (then EOS), columns the source tokens."""
+    source: list[str]
+    target: list[str]
+    weights: list[list[float]]
+
+
+class AlphaScore(TypedDict):
+    alpha: float
+    bleu: float
+    bleu_tok: float
+
+
+class AlphaTuning(TypedDict):
+    split: str
+    metric: str
+    scores: list[AlphaScore]
+    alpha: float
+
+
+class Results(TypedDict):
+    """One run. Each name in test_splits is also a key, holding a `Split` (a TypedDict cannot say so)."""
+    model: str  # the model config's name (multi30k/gru is gru)
+    data: str
+    params: int
+    seed: int
+    device: Device
+    corpus: dict  # zoo.data.datamodule's summary of the data, and the longest training source
+    test_splits: list[str]
+    train: Train
+    decode: DecodeSpeed
+    memory: Memory
+    alignment: Alignment | None
+    architecture: NotRequired[str]  # the registered architecture the model config builds
+    overrides: NotRequired[list[str]]  # the command line's settings, which the report groups runs by
+    fit: NotRequired[Fit]
+    decoding: NotRequired[dict]
+    alpha_tuning: NotRequired[AlphaTuning | None]
+    speed: NotRequired[dict]
+    checkpoint: NotRequired[str | None]
+    best_checkpoint: NotRequired[str | None]
+    average_checkpoint: NotRequired[str | None]
+    wandb: NotRequired[dict | None]
+
+
+def problems(value: object, schema: type, where: str = "") -> list[str]:
+    """What keeps `value` from matching the typed dictionary `schema` (and those nested in it): its missing
+    required keys, and values where a dictionary or a list is due, as paths such as "test.by_src_len[0].lo"."""
+    if not isinstance(value, Mapping):
+        return [f"{where or 'the file'} is not a JSON object"]
+    found = [f"{where}{'.' if where else ''}{key} is missing" for key in sorted(schema.__required_keys__ - set(value))]
+    for key, hint in typing.get_type_hints(schema).items():
+        if key in value:
+            found += matches(value[key], hint, f"{where}{'.' if where else ''}{key}")
+    return found
+
+
+def matches(value: object, hint: object, where: str) -> list[str]:
+    """`problems` for a value annotated `hint`: a typed dictionary, a list of them, or either or None."""
+    if typing.is_typeddict(hint):
+        return problems(value, hint, where)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return []
+        return next((matches(value, h, where) for h in options if h is not type(None)), [])
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            return [f"{where} is not a list"]
+        (item,) = typing.get_args(hint)
+        return [p for i, v in enumerate(value) for p in matches(v, item, f"{where}[{i}]")]
+    return []
+
+
+def check(results: object, where: str) -> Results:
+    """`results` if it is a run's results (its test splits included), else a ResultsError naming `where` and the
+    first key at fault."""
+    found = problems(results, Results)
+    if not found:
+        found = [p for split in results["test_splits"] for p in
+                 ([f"{split} is missing"] if split not in results else problems(results[split], Split, split))]
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ResultsError(f"{where}: not a results.json of the zoo's: {found[0]}{more}")
+    return results
+
+
+def load(path: Path) -> Results:
+    """A run's results.json (or the results.json.gz that experiments/record_run.sh commits), checked."""
+    try:
+        text = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_text()
+        return check(json.loads(text), str(path))
+    except (OSError, ValueError, EOFError) as e:  # (json's and gzip's errors are ValueErrors)
+        raise ResultsError(f"{path}: cannot be read ({e})") from None
+
+
+def write(results: Results, path: Path) -> None:
+    """Writes `results` to `path`, which must not exist: a run never overwrites an earlier one's record."""
+    with open(path, "x") as f:
+        json.dump(results, f, indent=1)
+
+
+def print_summary(results: Results, n_samples: int) -> None:
+    """What a run prints when it ends: speed, data, every test split's figures, the fit, and sample translations."""
+    corpus, train = results["corpus"], results["train"]
+    print(f"\n{results['model']} on {results['data']}: {results['params']:,} parameters, "
+          f"{train['steps']} steps in {train['wall_s']:.0f} s, {train['tokens_per_s']:,.0f} train tokens/s "
+          f"({train['tgt_tokens_per_s']:,.0f} target), {train['flops_per_token'] / 1e6:.1f} MFLOPs/token, "
+          f"MFU {100 * train['mfu']:.1f}% of {results['device']['matmul_peak_gflops']:,.0f} GFLOP/s, "
+          f"peak memory {results['memory']['peak_mb']:.0f} MB")
+    print(f"data: {corpus['splits']['train']['pairs']:,} training pairs, vocabularies {corpus['src_vocab']:,} / "
+          f"{corpus['tgt_vocab']:,}, padding efficiency {100 * corpus['padding_efficiency']:.1f}%")
+    print(f"{'split':<10} {'n':>5} {'BLEU':>6} {'greedy':>7} {'tok BLEU':>8} {'chrF':>6} {'exact':>6} {'len':>5} "
+          f"{'limit%':>6}   BLEU by source length  (tok BLEU: Moses-tokenized lowercased, as the papers report)")
+    for split in results["test_splits"]:
+        r = results[split]
+        by_len = "  ".join(f"{b['lo']}-{b['hi']}:{b['bleu']:.0f}" for b in r["by_src_len"])
+        print(f"{split:<10} {r['n']:>5} {r['bleu']:>6.1f} {r['greedy']['bleu']:>7.1f} {r['bleu_tok']:>8.1f} "
+              f"{r['chrf']:>6.1f} {r['exact_match']:>6.1f} {r['len_ratio']:>5.2f} {r['hit_limit']:>6.1f}   {by_len}")
+    if "fit" in results:
+        fit, val = results["fit"], train["val_curve"]
+        print(f"fit: greedy BLEU {fit['bleu']:.1f} on {fit['n']} training pairs, validation BLEU "
+              + (f"{train['best_val_bleu']:.1f} at best (step {train['best_step']}), "
+                 f"{'plateaued' if train['val_plateaued'] else 'still rising'}" if val else "not measured")
+              + f"; test figures from the {train['evaluated']} weights")
+    print(f"decoding: greedy {results['decode']['greedy_tokens_per_s']:,.0f} tokens/s, "
+          f"beam {results['decode']['beam_tokens_per_s']:,.0f} tokens/s   ({results['test']['signature']})")
+    samples = sorted(results["test"]["samples"], key=lambda s: len(s["source"].split()))
+    for s in samples[:: max(1, len(samples) // n_samples)][:n_samples]:
+        print(f"\n  source:     {s['source']}\n  reference:  {s['reference']}\n  hypothesis: {s['hypothesis']}")
+    print()
