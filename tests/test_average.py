@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.runs import train_here
 from tests.test_translate import RUN, write_checkpoint
 from zoo import average, checkpoint
 from zoo.errors import CheckpointError
@@ -158,9 +159,8 @@ def test_a_run_scored_with_its_average_translates_as_the_run_did(run_dir):
 @pytest.mark.slow
 def test_training_does_not_resume_from_an_average(run_dir, tmp_path):
     ckpt = run_dir / "checkpoints" / "average.ckpt"
-    proc = subprocess.run([sys.executable, "run.py", *AVERAGE_RUN, f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/r",
-                           f"data.cache_dir={run_dir}/cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: checkpoint {ckpt} is an average of 3 checkpoints, weights only: training cannot resume from it "
+    with pytest.raises(CheckpointError) as refused:
+        train_here(tmp_path / "r", *AVERAGE_RUN, f"ckpt_path={ckpt}", f"data.cache_dir={run_dir}/cache")
+    assert str(refused.value) == (
+        f"checkpoint {ckpt} is an average of 3 checkpoints, weights only: training cannot resume from it "
         f"(resume from the run's last.ckpt)")

@@ -1,12 +1,16 @@
 """Bad input to run.py: one clear line naming the value, file or choice, given before any data is prepared or model
 trained, and nothing already written is lost. (Bad data files: tests/data/test_bad_input.py; a corrupt cache:
-tests/data/test_preprocess.py; a NaN loss and Ctrl-C: tests/test_resume.py; the translate CLI: test_translate.py.)"""
+tests/data/test_preprocess.py; a NaN loss and Ctrl-C: tests/test_resume.py; the translate CLI: test_translate.py.)
+Most are raised in-process, as the UserError that run.py prints as `error: MESSAGE`; run.py itself prints some."""
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.runs import train_here
+from zoo.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +28,14 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.slow  # run.py in a subprocess: seconds each
+def refusal(tmp_path: Path, *overrides: str) -> str:
+    """The line run.py would print for a smoke run with `overrides`, here raised in-process."""
+    run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    with pytest.raises(UserError) as refused:
+        train_here(run_dir, "experiment=smoke", f"data.cache_dir={tmp_path / 'cache'}", *overrides)
+    return f"error: {refused.value}"
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.net.d_model=130"], "error: model=transformer: d_model (130) must be divisible by n_heads (4)"),
     (["model.net.dropout=1.5"], "error: model=transformer: dropout (1.5) must be in [0, 1)"),
@@ -54,7 +65,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     (["checkpoint.keep_epochs=0"], "error: checkpoint.keep_epochs (0) must be an integer > 0"),
 ])
 def test_invalid_hyperparameters_are_refused_before_the_data_is_prepared(tmp_path, overrides, message):
-    assert error_line(run(tmp_path, *overrides)) == message
+    assert refusal(tmp_path, *overrides) == message
     assert not (tmp_path / "cache").exists()
 
 
@@ -75,18 +86,17 @@ def test_an_unknown_config_name_lists_the_choices(tmp_path, group, value):
     assert f"Available options in '{group}':\n\t" + "\n\t".join(choices) in proc.stderr
 
 
-@pytest.mark.slow  # run.py in a subprocess: seconds each
 def test_a_missing_or_truncated_checkpoint_is_named(tmp_path):
     missing = tmp_path / "nope.ckpt"
-    assert error_line(run(tmp_path, f"ckpt_path={missing}")) == f"error: checkpoint {missing} does not exist"
+    assert refusal(tmp_path, f"ckpt_path={missing}") == f"error: checkpoint {missing} does not exist"
     truncated = tmp_path / "truncated.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1000)}, "zoo": {"version": 1}}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:2000])
-    line = error_line(run(tmp_path, f"ckpt_path={truncated}"))
+    line = refusal(tmp_path, f"ckpt_path={truncated}")
     assert line.startswith(f"error: checkpoint {truncated} cannot be read (truncated or not a checkpoint): ")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
-    assert error_line(run(tmp_path, f"ckpt_path={foreign}")) == (
+    assert refusal(tmp_path, f"ckpt_path={foreign}") == (
         f"error: checkpoint {foreign} was not written by the zoo (it has no 'zoo' entry)")
     assert not (tmp_path / "cache").exists()
 
@@ -102,26 +112,25 @@ def test_resuming_needs_a_run_that_left_a_checkpoint(tmp_path):
 @pytest.fixture(scope="module")
 def transformer_run(tmp_path_factory) -> Path:
     """A finished smoke run of the Transformer, with its checkpoints."""
-    folder = tmp_path_factory.mktemp("transformer")
-    proc = run(folder, "trainer.enable_checkpointing=true")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return folder / "run0"
+    folder = tmp_path_factory.mktemp("transformer") / "run"
+    train_here(folder, "experiment=smoke", "trainer.enable_checkpointing=true")
+    return folder
 
 
 @pytest.mark.slow
 def test_a_checkpoint_of_another_architecture_or_size_is_refused(transformer_run, tmp_path):
     ckpt = transformer_run / "checkpoints" / "last.ckpt"
-    assert error_line(run(tmp_path, "model=gru", f"ckpt_path={transformer_run}")) == (
+    assert refusal(tmp_path, "model=gru", f"ckpt_path={transformer_run}") == (
         f"error: checkpoint {ckpt} is a transformer (zoo.models.transformer.Transformer); this run is model=gru "
         "(zoo.models.gru.GRUEncoderDecoder)")
-    assert error_line(run(tmp_path, "model.net.d_ff=64", f"ckpt_path={ckpt}")) == (
+    assert refusal(tmp_path, "model.net.d_ff=64", f"ckpt_path={ckpt}") == (
         f"error: checkpoint {ckpt} has other model sizes: model.net.d_ff=768 in the checkpoint, 64 here")
     assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.slow
 def test_a_checkpoint_trained_on_other_data_is_refused(transformer_run, tmp_path):
-    line = error_line(run(tmp_path, "data.source.seed=1", f"ckpt_path={transformer_run}"))
+    line = refusal(tmp_path, "data.source.seed=1", f"ckpt_path={transformer_run}")
     assert line == (f"error: checkpoint {transformer_run / 'checkpoints' / 'last.ckpt'} was trained on data=toy with "
                     "other vocabularies than this run's data=toy")
 
@@ -131,6 +140,6 @@ def test_a_directory_holding_a_run_is_never_written_over(transformer_run, tmp_pa
     before = {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()}
     proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", f"hydra.run.dir={transformer_run}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert error_line(proc) == (f"error: {transformer_run} already holds a run (.hydra); choose another "
+    assert error_line(proc) == (f"error: {transformer_run} already holds a run (results.json); choose another "
                                 f"hydra.run.dir, or resume that run in a new one with ckpt_path={transformer_run}")
     assert {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()} == before

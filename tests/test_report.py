@@ -19,6 +19,7 @@ from scipy.stats import binomtest
 from zoo import plots, stats, tables
 from zoo.metrics import corpus_scores, moses_tokenized
 from zoo.report import ReportError, load_runs, write_report
+from zoo.results import Results, check
 from zoo.tables import cell, devices, length_penalties, signatures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def by_len(bleu: float, n: int, lo: int = 1) -> list[dict]:
 
 
 def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy: list[str], alignment: bool,
-                 old: bool = False) -> dict:
+                 old: bool = False) -> Results:
     """One run's results.json in the current schema, or (old) as runs wrote it before greedy figures, length
     diagnostics, the fit sample and the convergence keys were kept."""
     b, g = figures(beam, refs, 5.0), figures(greedy, refs, 10.0)
@@ -71,8 +72,8 @@ def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy
         "device": {"name": "test CPU", "type": "cpu", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0},
         "corpus": {"train_max_src_len": 20, "tgt_lang": "en"}, "test_splits": ["test", "test_long"],
         "test": split, "test_long": long,
-        "fit": {"n": 50, "bleu": b["bleu"] + 1, "exact_match": 50.0 + seed, "len_ratio": 1.0, "hit_limit": 0.0,
-                "samples": split["samples"][:3]},
+        "fit": {"n": 50, "bleu": b["bleu"] + 1, "chrf": b["chrf"], "exact_match": 50.0 + seed, "len_ratio": 1.0,
+                "hit_limit": 0.0, "samples": split["samples"][:3]},
         "train": {"wall_s": 100.0 + seed, "steps": 10, "tokens_per_s": 1000.0 * (seed + 1), "train_s": 90.0 + seed,
                   "tgt_tokens_per_s": 500.0, "mfu": 0.1, "flops_per_token": 1e6, "val_curve": curve,
                   "best_step": 10 - 5 * (seed == 2), "best_val_bleu": b["bleu"], "evaluated": "best",
@@ -83,10 +84,10 @@ def fake_results(model: str, seed: int, refs: list[str], beam: list[str], greedy
                       "weights": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]} if alignment else None,
         "wandb": None, "overrides": [f"model={model}", f"seed={seed}"],
     }
-    return make_old(results) if old else results
+    return check(make_old(results) if old else results, f"the fake {model} run, seed {seed}")
 
 
-def make_old(results: dict) -> dict:
+def make_old(results: Results) -> Results:
     del results["fit"]
     for key in ("best_step", "best_val_bleu", "evaluated", "stopped_early", "val_plateaued"):
         del results["train"][key]

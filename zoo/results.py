@@ -71,7 +71,7 @@ class Split(Figures):
     signature: str
     n: int
     by_src_len: list[LengthBucket]
-    samples: list[Sample]
+    samples: NotRequired[list[Sample]]  # every hypothesis; results committed without them keep only their scores
     greedy: NotRequired[Greedy]
     greedy_bleu: NotRequired[float]  # (runs from before "greedy" kept all the figures)
     oracle: NotRequired[Figures]

@@ -1,14 +1,13 @@
 """Every kind of bad input gets one clear error (or a warning, for what is cleaned) naming the file and line."""
 import gzip
 import re
-import subprocess
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.runs import train_here
 from zoo.data.parallel import ParallelText
 from zoo.data.cache import Corpus, prepare
 from zoo.data.preprocess import DataWarning, Settings
@@ -265,19 +264,16 @@ def test_what_fits_is_what_a_transformer_can_train_decode_and_align(tmp_path):
         assert net.alignment(src, mask, torch.tensor([[1, *hyp]])).shape == (1, 16, 13)
 
 
-@pytest.mark.slow  # run.py in a subprocess: about 10 s
-def test_run_refuses_a_test_line_too_long_for_the_model_before_training(tmp_path):
+def test_run_refuses_a_test_line_too_long_for_the_model_before_training(tmp_path, capsys):
     source = with_long_lines(tmp_path, test_en=(7, words(3000)))
     splits = [f"data.source.{split}=[{','.join(repr(p) for p in getattr(source, split))}]"
               for split in ("train", "val", "test")]
-    run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "run.py", "model=transformer", "data=parallel", "trainer=debug",
-                           "logger=csv", *splits, "data.preprocess.kind=word", "data.preprocess.min_frequency=1",
-                           f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'test.en'}:7: the source has 3000 tokens, more than the model's max_positions (1024); "
+    with pytest.raises(DataError) as refused:
+        train_here(tmp_path / "run", "model=transformer", "data=parallel", "trainer=debug", *splits,
+                   "data.preprocess.kind=word", "data.preprocess.min_frequency=1", f"data.cache_dir={tmp_path / 'cache'}")
+    assert str(refused.value) == (
+        f"{tmp_path / 'test.en'}:7: the source has 3000 tokens, more than the model's max_positions (1024); "
         "test is scored whole, so shorten or remove the line")
-    assert "Trainer.fit" not in proc.stdout + proc.stderr and "train/loss" not in proc.stdout + proc.stderr
-    assert not (run_dir / "results.json").exists()
+    printed = capsys.readouterr()
+    assert "Trainer.fit" not in printed.out + printed.err and "train/loss" not in printed.out + printed.err
+    assert not (tmp_path / "run" / "results.json").exists()
