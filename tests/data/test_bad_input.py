@@ -270,7 +270,7 @@ def test_run_refuses_a_test_line_too_long_for_the_model_before_training(tmp_path
               for split in ("train", "val", "test")]
     with pytest.raises(DataError) as refused:
         train_here(tmp_path / "run", "model=transformer", "data=parallel", "trainer=debug", *splits,
-                   "data.preprocess.kind=word", "data.preprocess.min_frequency=1", f"data.cache_dir={tmp_path / 'cache'}")
+                   "data.preprocess.kind=word", "data.preprocess.min_frequency=1")
     assert str(refused.value) == (
         f"{tmp_path / 'test.en'}:7: the source has 3000 tokens, more than the model's max_positions (1024); "
         "test is scored whole, so shorten or remove the line")
