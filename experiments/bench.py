@@ -34,24 +34,22 @@ from references import (TextbookAttention, TorchTransformer, marian_forward, mar
 from zoo.decoding import beam_search, greedy_search  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
-from zoo.models import transformer  # noqa: E402
+from zoo.models import REGISTRY, architectures, transformer  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 BASE = ["model.net.d_model=512", "model.net.n_heads=8", "model.net.d_ff=2048", "model.net.n_encoder_layers=6",
         "model.net.n_decoder_layers=6"]  # Vaswani et al.'s base model
-PRESETS = {  # model configs, run-config overrides, training batches timed per round, decoding batch size
-    "cpu": {"models": {"transformer": ["model=multi30k/transformer"], "attention": ["model=multi30k/attention"],
-                       "gru": ["model=multi30k/gru"]},
+PRESETS = {  # where the model configs are (conf/model/FOLDER/NAME.yaml, else conf/model/NAME.yaml; "small": each
+    # registered architecture's tiny test instance), the Transformer's size where it is not its config's, run-config
+    # overrides, training batches timed per round, decoding batch size
+    "cpu": {"models": "multi30k", "transformer": [],
             "overrides": ["data=multi30k", "data.root=../shared/data/multi30k"], "batches": 8, "decode_rows": 64},
-    "gpu": {"models": {"transformer": ["model=multi30k/transformer", *BASE], "attention": ["model=multi30k/attention"],
-                       "gru": ["model=multi30k/gru"]},
+    "gpu": {"models": "multi30k", "transformer": BASE,
             "overrides": ["data=multi30k", "data.root=../shared/data/multi30k", "data.max_tokens=16384"],
             "batches": 30, "decode_rows": 256},
-    "tiny": {"models": {"transformer": ["model=transformer", "model.net.d_model=32", "model.net.d_ff=64"],
-                        "attention": ["model=attention", "model.net.hidden=32", "model.net.enc_hidden=16"],
-                        "gru": ["model=gru", "model.net.hidden=32"]},
-             "overrides": ["data=toy", "data.max_tokens=512", "data.source.n_train=2000"], "batches": 2,
-             "decode_rows": 4},
+    "tiny": {"models": "small", "transformer": [], "overrides": ["data=toy", "data.max_tokens=512",
+                                                                 "data.source.n_train=2000"],
+             "batches": 2, "decode_rows": 4},
 }
 DECODE_LENGTHS = (25, 100)
 
@@ -65,6 +63,15 @@ def fused_attention():
         yield
     finally:
         transformer.scaled_dot_product = explicit
+
+
+def model_config(preset: dict, arch: str) -> list[str] | None:
+    """The overrides that choose `arch`'s model config in `preset` (None: its registered tiny instance)."""
+    if preset["models"] == "small":
+        return None
+    folder = preset["models"]
+    name = f"{folder}/{arch}" if (CONF / "model" / folder / f"{arch}.yaml").exists() else arch
+    return [f"model={name}", *(preset["transformer"] if arch == "transformer" else [])]
 
 
 def unsorted_padding_efficiency(src_len, tgt_len, max_tokens: int, seed: int = 0) -> float:
@@ -173,11 +180,13 @@ def main() -> None:
     rows: list[tuple[str, str, float, str]] = []  # (what, contender, value, unit)
 
     def build(arch: str):
-        model_cfg = compose_config([*preset["overrides"], *args.overrides, *preset["models"][arch]]).model
+        sizes = {"src_vocab_size": len(dm.src_tokenizer), "tgt_vocab_size": len(tok), "pad_id": tok.pad_id}
+        overrides = model_config(preset, arch)
         torch.manual_seed(0)
-        net = instantiate(model_cfg.net)(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(tok),
-                                         pad_id=tok.pad_id)
-        return net.to(device)
+        if overrides is None:
+            return REGISTRY[arch].cls(**{**REGISTRY[arch].small, **sizes}).to(device)
+        model_cfg = compose_config([*preset["overrides"], *args.overrides, *overrides]).model
+        return instantiate(model_cfg.net)(**sizes).to(device)
 
     def flops_per_s(net, rate: float) -> float:
         """Training model FLOP/s at `rate` tokens/s: 3x the forward pass's matrix products over the batches."""
@@ -252,22 +261,25 @@ def main() -> None:
         results[f"cached_vs_recompute_{length}"] = rate["ours (cached)"] / rate["recompute the prefix"]
     del net, torch_tf, contenders  # (Marian stays referenced by the decoding closures until the end)
 
-    # --- RNN training -----------------------------------------------------------------------------------------
-    for arch in ("attention", "gru"):
+    # --- Every other architecture's training, beside the textbook loops of the RNNs -----------------------------
+    def textbook(arch: str, net) -> dict:
+        """The loops an RNN is timed beside, as the textbooks write it (references.py); none for the others."""
+        if arch == "attention":
+            return {"loop": (TextbookAttention(net), ours_forward, nullcontext),
+                    "lean_loop": (TextbookAttention(net, lean=True), ours_forward, nullcontext)}
+        return {"loop": (net, textbook_gru, nullcontext)} if arch == "gru" else {}
+
+    names = {"loop": "textbook loop", "lean_loop": "textbook loop, made lean"}
+    for arch in (a.name for a in architectures() if a.name != "transformer"):  # (the Transformer's are above)
         print(f"timing {arch} training ...", flush=True)
         net = build(arch)
-        contenders = {"ours": (net, ours_forward, nullcontext)}
-        if arch == "attention":
-            contenders["textbook loop"] = (TextbookAttention(net), ours_forward, nullcontext)
-            contenders["textbook loop, made lean"] = (TextbookAttention(net, lean=True), ours_forward, nullcontext)
-        else:
-            contenders["textbook loop"] = (net, textbook_gru, nullcontext)
+        loops = textbook(arch, net)
+        contenders = {"ours": (net, ours_forward, nullcontext), **{names[k]: c for k, c in loops.items()}}
         rate = bench.train(contenders, batches, tok.pad_id)
         for name, r in rate.items():
             rows.append((f"{arch} training", name, r, "tokens/s"))
-        results[f"{arch}_train_vs_loop"] = rate["ours"] / rate["textbook loop"]
-        if arch == "attention":
-            results["attention_train_vs_lean_loop"] = rate["ours"] / rate["textbook loop, made lean"]
+        for key in loops:
+            results[f"{arch}_train_vs_{key}"] = rate["ours"] / rate[names[key]]
         results[f"{arch}_mfu"] = flops_per_s(net, rate["ours"]) / peak
         results[f"{arch}_train_tokens_per_s"] = rate["ours"]
 
@@ -283,7 +295,8 @@ def main() -> None:
               "command": " ".join(["python", *sys.argv]), "preset": args.preset,
               "data": {"name": cfg.data.source._target_.rsplit(".", 1)[-1], "max_tokens": cfg.data.max_tokens,
                        "vocab": [len(dm.src_tokenizer), len(tok)], "training_batches": len(batches),
-                       "decode_rows": rows_n, "decode_source_tokens": int(src_mask.sum())}}
+                       "decode_rows": rows_n, "decode_source_tokens": int(src_mask.sum())},
+              "models": {a.name: model_config(preset, a.name) or "registered small instance" for a in architectures()}}
     with open(args.out, "x") as f:
         json.dump(record, f, indent=1)
     print(f"bench: {args.out}")
@@ -294,9 +307,9 @@ def print_table(rows: list[tuple[str, str, float, str]], results: dict) -> None:
     print(f"\n{'':<28} {'contender':<34} {'value':>12}")
     for what, contender, value, unit in rows:
         print(f"{what:<28} {contender:<34} {value:>12,.0f} {unit}")
-    print(f"\nmatmul peak {results['matmul_peak_gflops']:,.0f} GFLOP/s (bf16); MFU: Transformer "
-          f"{100 * results['transformer_mfu']:.1f}%, Marian {100 * results['marian_mfu']:.1f}%, attention "
-          f"{100 * results['attention_mfu']:.1f}%, GRU {100 * results['gru_mfu']:.1f}%; padding efficiency "
+    mfu = ", ".join(f"{a.name} {100 * results[f'{a.name}_mfu']:.1f}%" for a in architectures())
+    print(f"\nmatmul peak {results['matmul_peak_gflops']:,.0f} GFLOP/s (bf16); MFU: {mfu}, Marian "
+          f"{100 * results['marian_mfu']:.1f}%; padding efficiency "
           f"{100 * results['padding_efficiency']:.1f}% (unsorted batches: "
           f"{100 * results['padding_efficiency_unsorted']:.1f}%)")
     keys = ["transformer_train_vs_marian", "transformer_train_vs_nn_transformer", "greedy_vs_marian_generate",

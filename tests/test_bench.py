@@ -10,6 +10,7 @@ import torch
 
 from tests.conftest import BOS, EOS, PAD, SRC_V, TGT_V, build, random_batch
 from zoo.decoding import greedy_search
+from zoo.models import architectures
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -80,6 +81,10 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
                 "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop", "gru_train_vs_loop",
                 "padding_efficiency", "matmul_peak_gflops", "transformer_mfu"]:
         assert results[key] > 0, key
+    for arch in architectures():  # every registered architecture's training speed and MFU
+        assert results[f"{arch.name}_train_tokens_per_s"] > 0 and 0 < results[f"{arch.name}_mfu"] < 1, arch.name
+        assert f"{arch.name} training".lower() in {row["what"].lower() for row in record["table"]}
+    assert record["models"]["convs2s"] == "registered small instance"
     assert 0 < results["padding_efficiency_unsorted"] < results["padding_efficiency"] <= 1
     assert record["command"].startswith("python experiments/bench.py") and record["machine"]["device"]
     rerun = subprocess.run([sys.executable, "experiments/bench.py", "--preset", "tiny", "--out", str(out)], cwd=ROOT,
@@ -88,13 +93,21 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
-def test_every_preset_builds_its_models(preset):
-    """The presets' model configs compose from the real config tree, the GPU's Transformer at base size."""
+def test_every_preset_builds_every_architecture(preset):
+    """Every registered architecture composes from the real config tree: the data's own model config where there is
+    one (conf/model/multi30k/NAME.yaml), its default elsewhere; the GPU's Transformer at base size."""
     import bench
     from hydra.utils import instantiate
 
-    for arch, overrides in bench.PRESETS[preset]["models"].items():
+    for arch in architectures():
+        overrides = bench.model_config(bench.PRESETS[preset], arch.name)
+        expected = (f"model=multi30k/{arch.name}" if (ROOT / "conf/model/multi30k" / f"{arch.name}.yaml").exists()
+                    else f"model={arch.name}")
+        assert overrides[0] == expected
         net = instantiate(bench.compose_config(overrides).model.net)(src_vocab_size=50, tgt_vocab_size=50, pad_id=0)
-        if arch == "transformer":
-            assert (shape(net)["d_model"], shape(net)["n_encoder_layers"]) == ((512, 6) if preset == "gpu" else (256, 3))
+        assert isinstance(net, arch.cls)
+        if arch.name == "transformer":
+            size = (512, 6) if preset == "gpu" else (256, 3)
+            assert (shape(net)["d_model"], shape(net)["n_encoder_layers"]) == size
+    assert bench.model_config(bench.PRESETS["tiny"], "gru") is None  # the registered small instance
     assert "data.max_tokens=16384" in bench.PRESETS["gpu"]["overrides"]
