@@ -322,6 +322,14 @@ def test_the_comparison_sweeps_every_architecture_at_matched_size_over_three_see
     assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes
 
 
+def test_the_long_sequence_sweep_takes_every_architecture_and_the_positional_variants():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        params = compose("config", overrides=["experiment=long_sequence"], return_hydra_config=True).hydra.sweeper.params
+    models = params["model"].split(",")
+    assert models[:len(architectures())] == [a.name for a in architectures()]
+    assert models[len(architectures()):] == ["transformer_learned", "transformer_rotary", "transformer_alibi"]
+
+
 def test_the_transformers_positional_variants_match_its_parameter_count():
     """A comparison of positions, not of sizes: the learned table's weights are paid for with a narrower FFN."""
     sizes = {}

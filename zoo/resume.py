@@ -114,7 +114,7 @@ class EpochCheckpoints(Callback):
     it deletes files in its own folder only."""
 
     def __init__(self, folder: Path, keep: int = 1):
-        self.folder, self.keep = folder, keep  # (train.check_config checks checkpoint.keep_epochs)
+        self.folder, self.keep = folder, keep  # (config_checks.check_config checks checkpoint.keep_epochs)
         self.kept: list[str] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
