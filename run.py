@@ -2,7 +2,6 @@
 A sweep, `python run.py -m model=gru,attention,transformer`, ends in a report in its directory (zoo/report.py)."""
 import sys
 import traceback
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -27,7 +26,7 @@ def main(cfg: DictConfig) -> None:
     except Exception as e:
         if ctx.multirun:  # the other jobs still run and the report still gets written; it names this job as failed
             traceback.print_exc()
-            (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
+            (ctx.output_dir / "error.txt").write_text(traceback.format_exc())
         elif isinstance(e, UserError):  # bad input: one line naming the value, file or line, not a traceback
             sys.exit(f"error: {e}")
         else:

@@ -84,7 +84,7 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
     for arch in architectures():  # every registered architecture's training speed and MFU
         assert results[f"{arch.name}_train_tokens_per_s"] > 0 and 0 < results[f"{arch.name}_mfu"] < 1, arch.name
         assert f"{arch.name} training".lower() in {row["what"].lower() for row in record["table"]}
-    assert record["models"]["convs2s"] == "registered small instance"
+    assert record["models"] == {arch.name: "registered small instance" for arch in architectures()}
     assert 0 < results["padding_efficiency_unsorted"] < results["padding_efficiency"] <= 1
     assert record["command"].startswith("python experiments/bench.py") and record["machine"]["device"]
     rerun = subprocess.run([sys.executable, "experiments/bench.py", "--preset", "tiny", "--out", str(out)], cwd=ROOT,

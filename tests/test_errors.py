@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.runs import train_here
+from tests.runs import run_py, train_here
 from zoo.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,9 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     """run.py in a new run directory under tmp_path (a refused run still leaves Hydra's .hydra/ in its own)."""
     run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
-    return subprocess.run([sys.executable, "run.py", "experiment=smoke", "logger=csv", *overrides,
-                           f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return run_py(run_dir, "experiment=smoke", "logger=csv", *overrides, f"data.cache_dir={tmp_path / 'cache'}")
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
@@ -137,9 +135,17 @@ def test_a_checkpoint_trained_on_other_data_is_refused(transformer_run, tmp_path
 
 @pytest.mark.slow
 def test_a_directory_holding_a_run_is_never_written_over(transformer_run, tmp_path):
+    """A finished run (its results.json), and one that failed or was killed (only Hydra's .hydra/)."""
     before = {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()}
     proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", f"hydra.run.dir={transformer_run}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert error_line(proc) == (f"error: {transformer_run} already holds a run (results.json); choose another "
                                 f"hydra.run.dir, or resume that run in a new one with ckpt_path={transformer_run}")
     assert {p: p.stat().st_mtime_ns for p in transformer_run.rglob("*") if p.is_file()} == before
+    killed = tmp_path / "killed"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    proc = subprocess.run([sys.executable, "run.py", "experiment=smoke", f"hydra.run.dir={killed}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert error_line(proc) == f"error: {killed} already holds a run (.hydra); choose another hydra.run.dir"
+    assert [p.name for p in killed.rglob("*")] == [".hydra", "config.yaml"]

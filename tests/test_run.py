@@ -90,10 +90,6 @@ def test_every_ablation_changes_the_recipe_and_nothing_else(ablation):
     assert differ and all(key.split(".")[0] in ("model", "data", "trainer", "scheduled_sampling") for key in differ)
 
 
-def run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_py(tmp_path, *overrides)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ARCHITECTURES)
 def test_every_architecture_trains_and_is_scored(model, tmp_path, capsys):
@@ -150,7 +146,7 @@ def test_every_architecture_trains_and_is_scored(model, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_run_py_end_to_end_writes_results_and_logs_to_wandb_offline(tmp_path):
-    proc = run(tmp_path, "model=attention", "experiment=smoke")
+    proc = run_py(tmp_path, "model=attention", "experiment=smoke")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"results: {tmp_path / 'results.json'}"
     results = load(tmp_path / "results.json")
@@ -176,7 +172,8 @@ def test_early_stopping_ends_a_run_and_its_best_weights_are_scored(tmp_path, cap
     assert (train["evaluated"], train["best_step"]) == ("best", 3)
     best = torch.load(results["best_checkpoint"], weights_only=True)
     assert best["global_step"] == 3
-    assert f"evaluating the best weights by validation BLEU (step 3): {results['best_checkpoint']}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"evaluating the best weights by validation BLEU (step 3): {results['best_checkpoint']}" in printed
 
 
 @pytest.mark.slow
@@ -203,7 +200,7 @@ def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_use_it(tmp_
 
 
 @pytest.mark.slow
-def test_run_py_trains_with_scheduled_sampling_and_logs_the_references_probability(tmp_path):
+def test_a_run_trains_with_scheduled_sampling_and_logs_the_references_probability(tmp_path):
     results = train_here(tmp_path, "model=attention", "experiment=smoke", "scheduled_sampling.method=step",
                          "scheduled_sampling.schedule=linear", "scheduled_sampling.k=4", "scheduled_sampling.p=0.25")
     assert results["train"]["steps"] == 6
@@ -217,7 +214,7 @@ def test_run_py_trains_a_compiled_model(tmp_path):
     """speed.compile, as a GPU run would use it, here on the CPU: torch.compile (inductor) of the teacher-forced
     pass under the CPU's precision (bf16 autocast where it has bf16 hardware) with fused Adam; the run trains,
     decodes eagerly and records the setting."""
-    proc = run(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv")
+    proc = run_py(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["speed"] == {"compile": True} and results["device"]["precision"] == cpu_precision()
@@ -227,7 +224,7 @@ def test_run_py_trains_a_compiled_model(tmp_path):
 @pytest.mark.slow
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
     (tmp_path / "results.json").write_text("{}")
-    proc = run(tmp_path, "experiment=smoke")
+    proc = run_py(tmp_path, "experiment=smoke")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (f"error: {tmp_path} already holds a run (results.json); choose "
                                                     "another hydra.run.dir")
@@ -278,7 +275,7 @@ def write_parallel(folder: Path, n: int = 80) -> Path:
 
 
 @pytest.mark.slow
-def test_run_py_trains_on_the_users_parallel_text(tmp_path):
+def test_a_run_trains_on_the_users_parallel_text(tmp_path):
     results = train_here(tmp_path / "run", "data=parallel", f"data.source.train={write_parallel(tmp_path)}",
                          "data.source.val_size=10", "data.source.test_size=10", "data.preprocess.vocab_size=60",
                          "trainer=debug", "model=gru")
@@ -289,7 +286,7 @@ def test_run_py_trains_on_the_users_parallel_text(tmp_path):
 def test_run_py_reports_bad_input_in_one_line(tmp_path):
     tsv = write_parallel(tmp_path)
     tsv.write_text(tsv.read_text() + "a line without a tab\n")
-    proc = run(tmp_path / "run", "data=parallel", f"data.source.train={tsv}", "data.source.val_size=10",
+    proc = run_py(tmp_path / "run", "data=parallel", f"data.source.train={tsv}", "data.source.val_size=10",
                "data.source.test_size=10", "trainer=debug")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (f"error: {tsv}:81: expected 2 tab-separated fields "
@@ -297,7 +294,7 @@ def test_run_py_reports_bad_input_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_py_trains_on_multi30k(shared_data, tmp_path):
+def test_a_run_trains_on_multi30k(shared_data, tmp_path):
     results = train_here(tmp_path, "data=multi30k", f"data.root={shared_data / 'multi30k'}", "trainer=debug",
                          "model=gru", "decode.beam_size=2", "decode.max_len_b=2", "decode.max_len_a=0.5")
     assert results["test_splits"] == ["test", "test2017"]
@@ -322,10 +319,11 @@ def test_the_comparison_sweeps_every_architecture_at_matched_size_over_three_see
     assert max(sizes.values()) / min(sizes.values()) < 1.05, sizes
 
 
-def test_the_long_sequence_sweep_takes_every_architecture_and_the_positional_variants():
+@pytest.mark.parametrize("experiment", ["long_sequence", "long_sequence_scan"])
+def test_the_long_sequence_sweeps_take_every_architecture_and_the_positional_variants(experiment):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        params = compose("config", overrides=["experiment=long_sequence"], return_hydra_config=True).hydra.sweeper.params
-    models = params["model"].split(",")
+        hydra = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True).hydra
+    models = hydra.sweeper.params["model"].split(",")
     assert models[:len(architectures())] == [a.name for a in architectures()]
     assert models[len(architectures()):] == ["transformer_learned", "transformer_rotary", "transformer_alibi"]
 

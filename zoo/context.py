@@ -1,5 +1,7 @@
 """What Hydra knows about a run that the config does not: read once, at the entry point (run.py), and passed down,
-so that the training function can be called in-process with a context made by hand (as the tests do)."""
+so that the training function can be called in-process with a context from a composed config (as tests/runs.py
+does). (The logger and trainer configs still name the run directory and the label through ${hydra:...} and
+${zoo.label:}, which Hydra resolves from its own state when they are instantiated.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +9,11 @@ from pathlib import Path
 
 from hydra.types import RunMode
 from omegaconf import DictConfig
+
+
+def label(model: str) -> str:
+    """The architecture's name in tables, plots and wandb: the model config's (model=multi30k/gru is a gru)."""
+    return model.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -19,8 +26,7 @@ class RunContext:
 
     @property
     def label(self) -> str:
-        """The architecture's name in tables, plots and wandb: the model config's (model=multi30k/gru is a gru)."""
-        return self.model.rsplit("/", 1)[-1]
+        return label(self.model)
 
     @classmethod
     def from_hydra(cls, hydra: DictConfig) -> RunContext:

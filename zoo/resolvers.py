@@ -8,12 +8,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from zoo.context import label
+
 
 def run_label() -> str:
-    """The architecture's name in tables, plots and wandb: the model config's (model=multi30k/gru is a gru)."""
+    """${zoo.label:}: the run's label (zoo.context.label) for the loggers."""
     if not HydraConfig.initialized():
         return "model"
-    return HydraConfig.get().runtime.choices["model"].rsplit("/", 1)[-1]
+    return label(HydraConfig.get().runtime.choices["model"])
 
 
 def sweep_group() -> str | None:

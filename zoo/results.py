@@ -1,14 +1,17 @@
 """`results.json`, the one record of a run that the report, the plots, the tracking and the tests' fake runs all
 read: its schema as typed dictionaries, written by zoo/train.py and checked when read back (`load`), and the summary a
 run prints. Keys marked NotRequired are those that runs of earlier versions did not write, or that no reader needs;
-the report still reads such runs (the committed results go back to the zoo's first sweeps)."""
+the report still reads such runs (the committed results go back to the zoo's first sweeps).
+(No `from __future__ import annotations` here: with string annotations, TypedDict on Python 3.11 would take every
+NotRequired key for a required one.)"""
 import gzip
 import json
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NotRequired, TypedDict
+
+from typing_extensions import NotRequired, TypedDict, get_type_hints, is_typeddict  # (NotRequired: Python 3.10)
 
 from zoo.errors import UserError
 
@@ -87,7 +90,7 @@ class Fit(Figures):
 class ValPoint(TypedDict):
     step: int
     bleu: float
-    train_s: NotRequired[float]
+    train_s: float  # training time so far, validation excluded
     wall_s: NotRequired[float]
     fit_bleu: NotRequired[float | None]
     loss: NotRequired[float | None]
@@ -117,9 +120,9 @@ class Train(TypedDict):
 
 class Device(TypedDict):
     name: str
-    type: str
     precision: str
     matmul_peak_gflops: float
+    type: NotRequired[str]  # cpu, cuda
     processes: NotRequired[int]
 
 
@@ -130,7 +133,7 @@ class DecodeSpeed(TypedDict):
 
 class Memory(TypedDict):
     peak_mb: float
-    kind: str
+    kind: NotRequired[str]  # what was measured: CUDA's max allocated, or the process's peak RSS
 
 
 class Alignment(TypedDict):
@@ -184,21 +187,23 @@ def problems(value: object, schema: type, where: str = "") -> list[str]:
     if not isinstance(value, Mapping):
         return [f"{where or 'the file'} is not a JSON object"]
     found = [f"{where}{'.' if where else ''}{key} is missing" for key in sorted(schema.__required_keys__ - set(value))]
-    for key, hint in typing.get_type_hints(schema).items():
+    for key, hint in get_type_hints(schema).items():
         if key in value:
             found += matches(value[key], hint, f"{where}{'.' if where else ''}{key}")
     return found
 
 
 def matches(value: object, hint: object, where: str) -> list[str]:
-    """`problems` for a value annotated `hint`: a typed dictionary, a list of them, or either or None."""
-    if typing.is_typeddict(hint):
+    """`problems` for a value annotated `hint`: a typed dictionary, a list of them, or one of several such, perhaps
+    None (none if the value is None and may be, or if any other option fits; else the first option's)."""
+    if is_typeddict(hint):
         return problems(value, hint, where)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
             return []
-        return next((matches(value, h, where) for h in options if h is not type(None)), [])
+        found = [matches(value, h, where) for h in options]
+        return [] if [] in found else found[0]
     if typing.get_origin(hint) is list:
         if not isinstance(value, list):
             return [f"{where} is not a list"]
@@ -211,8 +216,11 @@ def check(results: object, where: str) -> Results:
     """`results` if it is a run's results (its test splits included), else a ResultsError naming `where` and the
     first key at fault."""
     found = problems(results, Results)
+    splits = [] if found else results["test_splits"]
+    if not found and not (splits and all(isinstance(split, str) for split in splits)):
+        found = [f"test_splits ({splits!r}) is not a list of split names"]
     if not found:
-        found = [p for split in results["test_splits"] for p in
+        found = [p for split in splits for p in
                  ([f"{split} is missing"] if split not in results else problems(results[split], Split, split))]
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

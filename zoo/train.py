@@ -114,6 +114,9 @@ def build(cfg: DictConfig, ctx: RunContext, resume: tuple[Path, dict] | None
 
 
 def fit_and_evaluate(cfg: DictConfig, ctx: RunContext, logger, resume: tuple[Path, dict] | None) -> Results | None:
+    """Build, train (resuming from `resume`'s checkpoint), score the test splits; the run's results (None on the
+    other processes of a DDP run). A stop on a signal or a NaN loss, or a failed evaluation, raises an error that
+    says where the trained state is kept and how to go on."""
     dm, module = build(cfg, ctx, resume)
     print(f"{ctx.label}: {sum(p.numel() for p in module.net.parameters() if p.requires_grad):,} parameters")
     watchers = Watchers.of(cfg, ctx.output_dir / "checkpoints")

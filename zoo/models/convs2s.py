@@ -122,8 +122,7 @@ class ConvDecoder(IncrementalDecoder):
     def run(self, tgt: Tensor, state: State, return_alignment: bool = False):
         """tgt (B, T) at positions t .. t+T-1 -> logits (B, T, V), the state after them (and the attention weights
         (B, T, S) averaged over layers)."""
-        start = int(state["t"][0]) if tgt.size(0) else 0
-        positions = torch.arange(start, start + tgt.size(1), device=tgt.device)
+        positions = state["t"][:1, None] + torch.arange(tgt.size(1), device=tgt.device)  # (1, T): every row's alike
         g = self.dropout(self.embed(tgt) + self.positions(positions))  # (B, T, E) the target embeddings
         h, inputs, weights = self.fc1(g), [], []  # (B, T, C)
         for conv, query, context, before in zip(self.convs, self.queries, self.contexts, state["inputs"]):

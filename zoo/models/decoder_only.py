@@ -60,18 +60,12 @@ class Layer(nn.Module):
         """x (B, T, D) follows the `past` keys and values (B, H, t, D/H), which it attends to, as it does to its
         own positions (causally, or both ways); key_mask (B, t+T) True = a real key. Returns x and the keys and
         values extended by these T positions."""
-        extended = past
-
-        def attend(y: Tensor) -> Tensor:
-            nonlocal extended
-            k, v = self.attn.keys_values(y)  # (B, H, T, D/H) each, in the autocast dtype
-            if past[0].size(2):  # (the source pass starts from nothing: no cat to promote bf16 keys to fp32)
-                k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, t+T, D/H)
-            extended = k, v
-            return self.attn(y, *extended, key_mask, causal=causal)  # (B, T, D)
-
-        x = self.res_attn(x, attend)  # (B, T, D)
-        return self.res_ffn(x, self.ffn), extended
+        y = self.res_attn.input(x)  # (B, T, D) what attention reads
+        k, v = self.attn.keys_values(y)  # (B, H, T, D/H) each, in the autocast dtype
+        if past[0].size(2):  # (the source pass starts from nothing: no cat to promote bf16 keys to fp32)
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, t+T, D/H)
+        x = self.res_attn.output(x, self.attn(y, k, v, key_mask, causal=causal))  # (B, T, D)
+        return self.res_ffn(x, self.ffn), (k, v)
 
 
 class PrefixPass(Encoder):

@@ -144,9 +144,15 @@ class Residual(nn.Module):
         self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
 
     def forward(self, x: Tensor, sublayer) -> Tensor:
-        if self.pre_norm:
-            return x + self.dropout(sublayer(self.norm(x)))
-        return self.norm(x + self.dropout(sublayer(x)))
+        return self.output(x, sublayer(self.input(x)))
+
+    def input(self, x: Tensor) -> Tensor:
+        """What the sublayer reads: x, or LayerNorm(x) when pre-LN."""
+        return self.norm(x) if self.pre_norm else x
+
+    def output(self, x: Tensor, y: Tensor) -> Tensor:
+        """x + Dropout(y), then LayerNorm when post-LN: the sublayer's output y added back to x."""
+        return x + self.dropout(y) if self.pre_norm else self.norm(x + self.dropout(y))
 
 
 class EncoderLayer(nn.Module):
@@ -179,18 +185,13 @@ class DecoderLayer(nn.Module):
     def forward(self, x: Tensor, cache: tuple[Tensor, Tensor], memory: tuple[Tensor, Tensor], src_mask: Tensor):
         """x (B, T, D) follows the positions already in `cache` (keys, values (B, H, t, D/H)); returns the new x and
         the cache extended by T positions. With an empty cache this is the teacher-forced pass, causally masked."""
-        new_cache = cache
-
-        def self_attention(y: Tensor) -> Tensor:
-            nonlocal new_cache
-            start = cache[0].size(2)  # the new positions are start .. start+T-1
-            k, v = self.self_attn.keys_values(y, start)  # (B, H, T, D/H)
-            new_cache = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D/H)
-            return self.self_attn(y, *new_cache, causal=True, start=start)  # (B, T, D)
-
-        x = self.res_self(x, self_attention)  # (B, T, D)
+        y = self.res_self.input(x)  # (B, T, D) what self-attention reads
+        start = cache[0].size(2)  # the new positions are start .. start+T-1
+        k, v = self.self_attn.keys_values(y, start)  # (B, H, T, D/H)
+        cache = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D/H)
+        x = self.res_self.output(x, self.self_attn(y, *cache, causal=True, start=start))  # (B, T, D)
         x = self.res_cross(x, lambda y: self.cross_attn(y, *memory, src_mask))  # (B, T, D)
-        return self.res_ffn(x, self.ffn), new_cache
+        return self.res_ffn(x, self.ffn), cache
 
 
 class TransformerEncoder(Encoder):
