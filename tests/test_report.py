@@ -424,6 +424,9 @@ def test_the_header_names_each_groups_machine_where_the_runs_ran_on_different_on
     cpu = {"name": "test CPU", "precision": "bf16-mixed", "matmul_peak_gflops": 500.0}
     runs = {"gru": [{"device": cpu}], "attention": [{"device": {**cpu, "name": "other CPU"}}, {"device": cpu}]}
     assert devices(runs) == f"gru: test CPU {said}; attention: other CPU {said} / test CPU {said}"
+    faster = {**cpu, "matmul_peak_gflops": 612.4}  # the same machine: each run measures its own peak
+    assert devices({"gru": [{"device": cpu}], "attention": [{"device": faster}]}) == (
+        "test CPU (bf16-mixed, measured matrix-multiply peak 500-612 GFLOP/s)")
 
 
 def test_the_header_gives_each_groups_bleu_signature_where_they_differ():

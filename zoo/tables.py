@@ -207,18 +207,29 @@ def convergence(runs: dict[str, list[Results]]) -> list[str]:
             "plateaued count seeds. Training seconds exclude validation.", "", *rows]
 
 
-def device(run: Results) -> str:
-    d = run["device"]
-    return f"{d['name']} ({d['precision']}, measured matrix-multiply peak {d['matmul_peak_gflops']:,.0f} GFLOP/s)"
+def machines(runs: list[Results]) -> list[str]:
+    """Each machine and precision `runs` ran on, with the matrix-multiply peak they measured (each run measures its
+    own, so a range where they differ)."""
+    peaks: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        d = run["device"]
+        peaks.setdefault((d["name"], d["precision"]), []).append(d["matmul_peak_gflops"])
+    return [f"{name} ({precision}, measured matrix-multiply peak {spread_of(p)} GFLOP/s)"
+            for (name, precision), p in sorted(peaks.items())]
+
+
+def spread_of(peaks: list[float]) -> str:
+    lo, hi = f"{min(peaks):,.0f}", f"{max(peaks):,.0f}"
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 def devices(runs: dict[str, list[Results]]) -> str:
     """The machine the runs ran on, or each group's where they differ (a run recorded later, or given fewer threads:
     its MFU is against its own peak)."""
-    by_group = {m: sorted({device(r) for r in rs}) for m, rs in runs.items()}
-    if len({d for ds in by_group.values() for d in ds}) == 1:
-        return next(iter(by_group.values()))[0]
-    return "; ".join(f"{m}: {' / '.join(ds)}" for m, ds in by_group.items())
+    every = machines([r for rs in runs.values() for r in rs])
+    if len(every) == 1:
+        return every[0]
+    return "; ".join(f"{m}: {' / '.join(machines(rs))}" for m, rs in runs.items())
 
 
 def header(runs: dict[str, list[Results]], sweep_dir: Path) -> list[str]:
