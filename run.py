@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     from zoo.errors import UserError
     from zoo.train import train
 
-    ctx = RunContext.from_hydra(HydraConfig.get())  # Hydra's runtime state, read here only
+    ctx = RunContext.from_hydra(HydraConfig.get())  # Hydra's runtime state for the run (the configs' ${zoo.label:} and ${hydra:...} read it as they resolve)
     try:
         results = train(cfg, ctx)
         if results is not None:  # (DDP's other processes have none)
