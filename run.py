@@ -18,7 +18,8 @@ def main(cfg: DictConfig) -> None:
     from zoo.errors import UserError
     from zoo.train import train
 
-    ctx = RunContext.from_hydra(HydraConfig.get())  # Hydra's runtime state for the run (the configs' ${zoo.label:} and ${hydra:...} read it as they resolve)
+    # Hydra's runtime state, passed down from here (the configs' ${zoo.label:} and ${hydra:...} read it as they resolve)
+    ctx = RunContext.from_hydra(HydraConfig.get())
     try:
         results = train(cfg, ctx)
         if results is not None:  # (DDP's other processes have none)
