@@ -17,6 +17,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ from references import (TextbookAttention, TorchTransformer, marian_forward, mar
                         recompute_greedy, shape, textbook_gru)
 
 from zoo.decoding import beam_search, greedy_search  # noqa: E402
+from zoo.export import export  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
 from zoo.models import REGISTRY, architectures, transformer  # noqa: E402
@@ -63,6 +65,20 @@ def fused_attention():
         yield
     finally:
         transformer.scaled_dot_product = explicit
+
+
+def ctranslate2_engines(net, src_tok, tgt_tok, model_dir: Path, device: torch.device) -> dict:
+    """Our Transformer, exported to CTranslate2 (zoo/export.py), loaded at fp32 and at int8, as many threads as
+    ours; none without the ctranslate2 package or off the CPU and CUDA."""
+    try:
+        import ctranslate2
+    except ImportError:
+        print("no ctranslate2 (pip install -e '.[bench]'): its rows are left out", flush=True)
+        return {}
+    export(net, src_tok, tgt_tok, model_dir)
+    return {f"ctranslate2 {kind}": ctranslate2.Translator(str(model_dir), device=device.type, compute_type=kind,
+                                                          intra_threads=torch.get_num_threads())
+            for kind in ("float32", "int8")}
 
 
 def model_config(preset: dict, arch: str) -> list[str] | None:
@@ -233,23 +249,43 @@ def main() -> None:
         net.decoder.out.bias[tok.eos_id] = -1e4
         marian.final_logits_bias[:, tok.eos_id] = -1e4
     search = {"bos_id": tok.bos_id, "eos_id": tok.eos_id, "max_len_a": 0.0}
+    ct2 = ctranslate2_engines(net, dm.src_tokenizer, tok, Path(tempfile.mkdtemp()) / "ct2", device)
+    pieces = [dm.src_tokenizer.pieces(row[mask].tolist()) for row, mask in zip(src, src_mask)]
+    fp32 = partial(torch.autocast, device.type, enabled=False)
     for length in DECODE_LENGTHS:
         for beam in (1, 4):
             kind = "greedy" if beam == 1 else f"beam {beam}"
             print(f"timing {kind} decoding of {length} tokens ...", flush=True)
-            ours_fn = ((lambda: greedy_search(net, src, src_mask, max_len_b=length, **search)) if beam == 1 else
-                       (lambda: beam_search(net, src, src_mask, beam_size=beam, max_len_b=length, **search)))
-            rate = bench.decode({
-                "ours": ours_fn,
-                "marian generate": lambda: marian.generate(input_ids=src, attention_mask=src_mask,
-                                                           max_new_tokens=length, num_beams=beam, do_sample=False)},
-                rows_n * length)
+
+            def ours_fn(length=length, beam=beam):
+                if beam == 1:
+                    return greedy_search(net, src, src_mask, max_len_b=length, **search)
+                return beam_search(net, src, src_mask, beam_size=beam, max_len_b=length, **search)
+
+            def ours_fp32(length=length, beam=beam):
+                with fp32():
+                    return ours_fn(length, beam)
+
+            contenders = {"ours": ours_fn, "ours, fp32": ours_fp32,
+                          "marian generate": lambda: marian.generate(input_ids=src, attention_mask=src_mask,
+                                                                     max_new_tokens=length, num_beams=beam,
+                                                                     do_sample=False)}
+            for name, translator in ct2.items():  # exactly `length` tokens: EOS never wins, and the limit is both
+                contenders[name] = partial(translator.translate_batch, pieces, beam_size=beam,
+                                           min_decoding_length=length, max_decoding_length=length)
+            rate = bench.decode(contenders, rows_n * length)
             for name, r in rate.items():
                 rows.append((f"{kind}, {length} tokens", name, r, "tokens/s"))
             key = "greedy" if beam == 1 else "beam"
             results[f"{key}_{length}_vs_marian_generate"] = rate["ours"] / rate["marian generate"]
-    results["greedy_vs_marian_generate"] = min(results[f"greedy_{n}_vs_marian_generate"] for n in DECODE_LENGTHS)
-    results["beam_vs_marian_generate"] = min(results[f"beam_{n}_vs_marian_generate"] for n in DECODE_LENGTHS)
+            if ct2:
+                results[f"{key}_{length}_fp32_vs_ctranslate2_fp32"] = rate["ours, fp32"] / rate["ctranslate2 float32"]
+                results[f"{key}_{length}_vs_ctranslate2_int8"] = rate["ours"] / rate["ctranslate2 int8"]
+    for key in ("greedy", "beam"):
+        results[f"{key}_vs_marian_generate"] = min(results[f"{key}_{n}_vs_marian_generate"] for n in DECODE_LENGTHS)
+        if ct2:
+            results[f"{key}_fp32_vs_ctranslate2_fp32"] = min(results[f"{key}_{n}_fp32_vs_ctranslate2_fp32"]
+                                                             for n in DECODE_LENGTHS)
     for length in DECODE_LENGTHS:
         print(f"timing greedy decoding of {length} tokens with and without the cache ...", flush=True)
         rate = bench.decode({
@@ -313,9 +349,10 @@ def print_table(rows: list[tuple[str, str, float, str]], results: dict) -> None:
           f"{100 * results['padding_efficiency']:.1f}% (unsorted batches: "
           f"{100 * results['padding_efficiency_unsorted']:.1f}%)")
     keys = ["transformer_train_vs_marian", "transformer_train_vs_nn_transformer", "greedy_vs_marian_generate",
-            "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop",
+            "beam_vs_marian_generate", "greedy_fp32_vs_ctranslate2_fp32", "beam_fp32_vs_ctranslate2_fp32",
+            "cached_vs_recompute_100", "attention_train_vs_loop",
             "attention_train_vs_lean_loop", "gru_train_vs_loop", "transformer_train_bf16_vs_fp32"]
-    print("ratios: " + "  ".join(f"{k} {results[k]:.2f}x" for k in keys))
+    print("ratios: " + "  ".join(f"{k} {results[k]:.2f}x" for k in keys if k in results))
 
 
 if __name__ == "__main__":

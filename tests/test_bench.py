@@ -1,5 +1,6 @@
 """The benchmark's references compute what ours compute (so its ratios compare like with like), and the benchmark
 runs end to end and writes every figure the issue asks for."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -43,6 +44,26 @@ def test_recomputing_the_prefix_decodes_what_the_cache_decodes(arch):
     assert recompute_greedy(model, src, src_mask, bos_id=BOS, steps=9).tolist() == cached
 
 
+def test_ctranslate2_decodes_what_ours_decodes_for_as_many_tokens(tmp_path):
+    """The bench's CTranslate2 rows: our model exported, EOS barred by its bias, the limit both minimum and
+    maximum, so every row has exactly `steps` tokens, and (greedy, fp32) the same ones as ours."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from zoo.data.tokenizer import Tokenizer
+    from zoo.export import export
+    words = " ".join(f"w{i}" for i in range(TGT_V - 4))
+    tok = Tokenizer.train([words], kind="word", vocab_size=TGT_V, min_frequency=1)
+    model = build("transformer", src_vocab_size=TGT_V).eval()
+    src, src_mask, _ = random_batch()
+    with torch.no_grad():
+        model.decoder.out.bias[EOS] = -1e4
+    cached = greedy_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, max_len_a=0.0, max_len_b=9)
+    translator = ctranslate2.Translator(str(export(model, tok, tok, tmp_path / "ct2")), compute_type="float32")
+    pieces = [tok.pieces(row[mask].tolist()) for row, mask in zip(src, src_mask)]
+    out = translator.translate_batch(pieces, beam_size=1, min_decoding_length=9, max_decoding_length=9)
+    assert [tok.pieces(h) for h in cached] == [r.hypotheses[0] for r in out]
+    assert {len(h) for h in cached} == {9}
+
+
 def test_torch_transformer_is_our_shape_and_causal():
     ours = build("transformer", dropout=0.1, attention_dropout=0.1)
     reference = TorchTransformer(**shape(ours), pad_id=PAD).eval()
@@ -81,6 +102,10 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
                 "beam_vs_marian_generate", "cached_vs_recompute_100", "attention_train_vs_loop", "gru_train_vs_loop",
                 "padding_efficiency", "matmul_peak_gflops", "transformer_mfu"]:
         assert results[key] > 0, key
+    if importlib.util.find_spec("ctranslate2"):
+        for key in ["greedy_fp32_vs_ctranslate2_fp32", "beam_fp32_vs_ctranslate2_fp32", "greedy_25_vs_ctranslate2_int8",
+                    "beam_100_vs_ctranslate2_int8"]:
+            assert results[key] > 0, key
     for arch in architectures():  # every registered architecture's training speed and MFU
         assert results[f"{arch.name}_train_tokens_per_s"] > 0 and 0 < results[f"{arch.name}_mfu"] < 1, arch.name
         assert f"{arch.name} training".lower() in {row["what"].lower() for row in record["table"]}

@@ -2,6 +2,7 @@
 batches; every option against zoo.decoding's searches of each sentence alone; every user error as one line on stderr
 and exit status 1. The fast tests use a checkpoint written here with `zoo.checkpoint.describe` (random weights,
 word-level vocabularies, so one word is one token); the slow ones train a tiny run once."""
+import importlib.util
 import io
 import json
 import os
@@ -224,6 +225,36 @@ def test_bad_options_and_input_are_refused_before_the_checkpoint_is_read(tmp_pat
     assert err.startswith(message) and err.count("\n") == 1, err
 
 
+needs_ctranslate2 = pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None,
+                                       reason="the deploy (or bench) extra installs ctranslate2")
+
+
+@needs_ctranslate2
+def test_ctranslate2_gives_our_greedy_translations_at_fp32(tmp_path, monkeypatch, capsys):
+    """The model exported to CTranslate2 and run there: the same greedy translations as ours, line for line,
+    empty lines kept; beam search runs too (its length normalisation is CTranslate2's, so not compared)."""
+    path = write_checkpoint(tmp_path / "words.ckpt", never_special=True)
+    lines = sentences(30)
+    lines.insert(7, "")
+    fp32 = ["--greedy", "--precision", "32-true", "--max-tokens", "120"]
+    ours = translate(monkeypatch, capsys, str(path), *fp32, stdin="\n".join(lines) + "\n")
+    theirs = translate(monkeypatch, capsys, str(path), *fp32, "--engine", "ctranslate2",
+                       stdin="\n".join(lines) + "\n")
+    assert ours[0] == 0 and theirs == ours
+    assert len(set(ours[1].split("\n"))) > 25
+    status, out, err = translate(monkeypatch, capsys, str(path), "--engine", "ctranslate2", "--beam", "4",
+                                 stdin="\n".join(lines) + "\n")
+    assert (status, err) == (0, "") and len(out.split("\n")) == len(lines) + 1
+
+
+@needs_ctranslate2
+def test_ctranslate2_refusals_are_one_line(ckpt, tmp_path, monkeypatch, capsys):
+    status, _, err = translate(monkeypatch, capsys, str(ckpt), "--engine", "ctranslate2", "--compute-type",
+                               "float16", stdin="s1\n")
+    assert status == 1 and err.startswith("error: --compute-type float16 is not one CTranslate2 supports on cpu")
+    assert err.count("\n") == 1
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is available")
 def test_cuda_without_a_cuda_device_is_refused(ckpt, monkeypatch, capsys):
     assert translate(monkeypatch, capsys, str(ckpt), "--device", "cuda", stdin="s1")[2] == (
@@ -315,6 +346,22 @@ def test_the_cli_gives_the_runs_own_translations(run_dir, split):
                           timeout=300)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.split("\n") == [*(p["hypothesis"] for p in pairs), ""]
+
+
+@pytest.mark.slow
+@needs_ctranslate2
+def test_ctranslate2_gives_a_trained_models_greedy_translations(run_dir):
+    """A trained model (the run's checkpoint) on its test split: greedy fp32 translations by CTranslate2 are ours."""
+    sources = "".join(f"{p['source']}\n" for p in samples(run_dir, "test"))
+    outputs = []
+    for engine in ("zoo", "ctranslate2"):
+        proc = subprocess.run([sys.executable, "-m", "zoo.translate", str(run_dir), "--greedy", "--precision",
+                               "32-true", "--engine", engine], input=sources, capture_output=True, text=True,
+                              cwd=ROOT, timeout=300)
+        assert (proc.returncode, proc.stderr) == (0, "")
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    assert len(set(outputs[0].split("\n"))) >= 10
 
 
 @pytest.mark.slow
