@@ -267,9 +267,8 @@ def main() -> None:
                     return ours_fn(length, beam)
 
             contenders = {"ours": ours_fn, "ours, fp32": ours_fp32,
-                          "marian generate": lambda: marian.generate(input_ids=src, attention_mask=src_mask,
-                                                                     max_new_tokens=length, num_beams=beam,
-                                                                     do_sample=False)}
+                          "marian generate": partial(marian.generate, input_ids=src, attention_mask=src_mask,
+                                                     max_new_tokens=length, num_beams=beam, do_sample=False)}
             for name, translator in ct2.items():  # exactly `length` tokens: EOS never wins, and the limit is both
                 contenders[name] = partial(translator.translate_batch, pieces, beam_size=beam,
                                            min_decoding_length=length, max_decoding_length=length)
