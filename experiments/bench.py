@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from references import (TextbookAttention, TorchTransformer, marian_forward, marian_like,  # noqa: E402
                         recompute_greedy, shape, textbook_gru)
 
-from zoo.decoding import beam_search, greedy_search  # noqa: E402
+from zoo.decoding import beam_search, greedy_search, static_greedy_search  # noqa: E402
 from zoo.export import export  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
@@ -172,7 +172,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per contender (the median counts)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
-    parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile")
+    parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (training, and "
+                                                              "greedy decoding at static shapes)")
     parser.add_argument("overrides", nargs="*", help="overrides of the run config, e.g. data=toy")
     args = parser.parse_args()
     if args.out.exists():
@@ -266,9 +267,16 @@ def main() -> None:
                 with fp32():
                     return ours_fn(length, beam)
 
-            contenders = {"ours": ours_fn, "ours, fp32": ours_fp32,
-                          "marian generate": partial(marian.generate, input_ids=src, attention_mask=src_mask,
-                                                     max_new_tokens=length, num_beams=beam, do_sample=False)}
+            contenders = {"ours": ours_fn, "ours, fp32": ours_fp32}
+            if beam == 1:  # the step at fixed shapes (what CUDA graphs need), eager and, with --compile, compiled
+                contenders["ours, static shapes"] = partial(static_greedy_search, net, src, src_mask,
+                                                            max_len_b=length, **search)
+                if args.compile:
+                    contenders["ours, static shapes, compiled"] = partial(static_greedy_search, net, src, src_mask,
+                                                                          max_len_b=length, compile=True, **search)
+            contenders |= {
+                "marian generate": partial(marian.generate, input_ids=src, attention_mask=src_mask,
+                                           max_new_tokens=length, num_beams=beam, do_sample=False)}
             for name, translator in ct2.items():  # exactly `length` tokens: EOS never wins, and the limit is both
                 contenders[name] = partial(translator.translate_batch, pieces, beam_size=beam,
                                            min_decoding_length=length, max_decoding_length=length)

@@ -52,6 +52,49 @@ def greedy_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_i
     return out
 
 
+@torch.no_grad()
+def static_greedy_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *, bos_id: int, eos_id: int,
+                         max_len_a: float = 1.2, max_len_b: int = 10, oracle_lengths: Tensor | None = None,
+                         compile: bool = False, sync_every: int = 8) -> list[list[int]]:
+    """`greedy_search` at fixed shapes: the decoder's self-attention caches are static (zoo/models/cache.py, the
+    Transformer's with table positions), sized by the longest limit, and every row is stepped until all have ended
+    (a finished row goes on being computed, its tokens thrown away). Every step is then the same computation on
+    tensors at the same addresses, so with `compile` torch.compile compiles it once and, on a GPU, replays it as a
+    CUDA graph ("reduce-overhead"), once per batch shape (rows, source length, limit). The host looks at the tokens
+    only every `sync_every` steps, to stop early."""
+    B = src.size(0)
+    limits = length_limits(src_mask, max_len_a, max_len_b, oracle_lengths)  # (B,)
+    steps = int(limits.max())
+    state = model.decoder.init_state(model.encoder(src, src_mask), src_mask, capacity=steps)
+
+    def step(token: Tensor) -> Tensor:  # the state's caches are written in place
+        return model.decoder.step(token, state)[0]  # (B, V)
+
+    if compile:
+        for cache in state["caches"]:  # buffers the step writes into: CUDA graphs may keep them at their addresses
+            for buffer in (cache.k, cache.v, cache.position):
+                torch._dynamo.mark_static_address(buffer)
+        step = torch.compile(step, fullgraph=True, dynamic=False,
+                             mode="reduce-overhead" if src.device.type == "cuda" else None)
+    token = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
+    out = torch.full((B, steps), eos_id, dtype=torch.long, device=src.device)  # (B, steps)
+    finished = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
+    for t in range(steps):
+        logits = step(token)  # (B, V)
+        if oracle_lengths is not None:
+            logits[:, eos_id] = float("-inf")
+        token = logits.float().argmax(-1).masked_fill(finished, eos_id)  # (B,) finished rows write EOS
+        out[:, t] = token
+        finished |= (token == eos_id) | (limits <= t + 1)
+        if (t + 1) % sync_every == 0 and bool(finished.all()):
+            break
+    hyps = []
+    for row, limit in zip(out.tolist(), limits.tolist()):
+        row = row[:limit]
+        hyps.append(row[: row.index(eos_id)] if eos_id in row else row)
+    return hyps
+
+
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
     """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14); α = 0 ranks by total log-probability."""
     return ((5.0 + length) / 6.0) ** alpha

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 @dataclass
 class State:
-    """Decoding state; dim 0 of every tensor (or of each tensor in a per-layer list) is the batch row.
+    """Decoding state; dim 0 of every tensor (or of each tensor in a per-layer list, or of each cache: see
+    zoo/models/cache.py) is the batch row.
 
     `source` holds what depends only on the source sentence (encoder memory and its projections, the mask);
     `step` what changes as tokens are generated (hidden states, key/value caches)."""
@@ -52,10 +53,11 @@ class State:
         return State(self.source, {**self.step, **step})
 
 
-def _select(value: Tensor | list[Tensor], index: Tensor) -> Tensor | list[Tensor]:
-    if isinstance(value, Tensor):
-        return value.index_select(0, index)
-    return [v.index_select(0, index) for v in value]
+def _select(value, index: Tensor):
+    """Rows `index` of a tensor, of each tensor of a list, or of anything with `index_select` (a key/value cache)."""
+    if isinstance(value, list):
+        return [v.index_select(0, index) for v in value]
+    return value.index_select(0, index)
 
 
 class Encoder(nn.Module, ABC):

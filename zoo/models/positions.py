@@ -62,8 +62,11 @@ class TablePositions(nn.Module):
         else:
             self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)  # (P, D)
 
-    def forward(self, x: Tensor, start: int = 0) -> Tensor:
-        """x (B, T, D) at positions start .. start+T-1 -> (B, T, D)."""
+    def forward(self, x: Tensor, start: int | Tensor = 0) -> Tensor:
+        """x (B, T, D) at positions start .. start+T-1 -> (B, T, D). A `start` held in a tensor (a static cache's
+        position: one new position, in range by construction) is looked up without asking the host for it."""
+        if isinstance(start, Tensor):
+            return x + self.table.index_select(0, start.view(1))  # (B, 1, D)
         end = start + x.size(1)
         if end > self.table.size(0):
             raise ValueError(f"sequence of length {end} exceeds max_positions ({self.table.size(0)})")

@@ -23,6 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive,
                              normal_embedding)
+from zoo.models.cache import GrowingCache, StaticCache
 from zoo.models.positions import POSITIONS, TABLES, ALiBi, RelativeBias, Rotary, TablePositions
 from zoo.models.registry import register
 
@@ -44,7 +45,7 @@ class Embedding(nn.Module):
                           if positions in TABLES else None)  # the others act in the attention, or there are none
         self.scale, self.dropout = math.sqrt(d_model), nn.Dropout(dropout)
 
-    def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
+    def forward(self, tokens: Tensor, start: int | Tensor = 0) -> Tensor:
         """tokens (B, T) at positions start .. start+T-1 -> (B, T, D)."""
         x = self.tokens(tokens) * self.scale  # (B, T, D)
         if self.positions is not None:
@@ -103,7 +104,7 @@ class MultiHeadAttention(nn.Module):
     def split(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.h, -1)).transpose(1, 2)  # (B, T, D) -> (B, H, T, D/H)
 
-    def keys_values(self, x: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+    def keys_values(self, x: Tensor, start: int | Tensor = 0) -> tuple[Tensor, Tensor]:
         """Keys and values of x (B, S, D) at positions start .. start+S-1; rotary keys are rotated here, before any
         cache stores them."""
         k = self.split(self.W_K(x))  # (B, H, S, D/H)
@@ -112,7 +113,7 @@ class MultiHeadAttention(nn.Module):
         return k, self.split(self.W_V(x))  # (B, H, S, D/H) each
 
     def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, *, causal: bool = False,
-                start: int = 0) -> Tensor:
+                start: int | Tensor = 0) -> Tensor:
         """Queries from x (B, T, D) at positions start .. start+T-1 attend to keys/values k, v (B, H, S, D/H) at
         0 .. S-1; mask (B, S), True = may attend; `causal`: the query at i sees keys at j <= i only."""
         q = self.split(self.W_Q(x))  # (B, H, T, D/H)
@@ -182,14 +183,16 @@ class DecoderLayer(nn.Module):
         self.res_self, self.res_cross, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm)
                                                        for _ in range(3))
 
-    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor], memory: tuple[Tensor, Tensor], src_mask: Tensor):
-        """x (B, T, D) follows the positions already in `cache` (keys, values (B, H, t, D/H)); returns the new x and
-        the cache extended by T positions. With an empty cache this is the teacher-forced pass, causally masked."""
+    def forward(self, x: Tensor, cache: GrowingCache | StaticCache, memory: tuple[Tensor, Tensor],
+                src_mask: Tensor):
+        """x (B, T, D) follows the positions already in `cache` (cache.py); returns the new x and the cache extended
+        by T positions. With an empty cache this is the teacher-forced pass, causally masked."""
         y = self.res_self.input(x)  # (B, T, D) what self-attention reads
-        start = cache[0].size(2)  # the new positions are start .. start+T-1
+        start = cache.length  # the new positions are start .. start+T-1
         k, v = self.self_attn.keys_values(y, start)  # (B, H, T, D/H)
-        cache = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D/H)
-        x = self.res_self.output(x, self.self_attn(y, *cache, causal=True, start=start))  # (B, T, D)
+        keys, values, written, cache = cache.extend(k, v)  # (B, H, t+T or capacity, D/H); None or (1, capacity)
+        x = self.res_self.output(x, self.self_attn(y, keys, values, written, causal=written is None,
+                                                   start=start))  # (B, T, D)
         x = self.res_cross(x, lambda y: self.cross_attn(y, *memory, src_mask))  # (B, T, D)
         return self.res_ffn(x, self.ffn), cache
 
@@ -211,23 +214,30 @@ class TransformerDecoder(IncrementalDecoder):
         super().__init__()
         self.embed, self.layers, self.final_norm, self.out = embed, nn.ModuleList(layers), final_norm, out
 
-    def init_state(self, memory: Tensor, src_mask: Tensor) -> State:
-        """Cross-attention keys/values are projected from the memory once; self-attention caches start empty."""
+    def init_state(self, memory: Tensor, src_mask: Tensor, capacity: int | None = None) -> State:
+        """Cross-attention keys/values are projected from the memory once; self-attention caches start empty:
+        growing ones, or with `capacity`, static ones of that many positions (cache.py), for table positions only."""
         cross = [layer.cross_attn.keys_values(memory) for layer in self.layers]  # each (B, H, S, D/H) twice
         k = cross[0][0]  # (B, H, S, D/H), in the dtype the cache will hold (bf16 under autocast)
-        empty = k.new_zeros(k.size(0), k.size(1), 0, k.size(3))  # (B, H, 0, D/H)
+        if capacity is None:
+            caches = [GrowingCache.empty(k) for _ in self.layers]
+        else:
+            table = self.embed.positions
+            if table is None or self.layers[0].self_attn.rotary is not None or self.layers[0].self_attn.bias is not None:
+                raise ValueError("static decoding takes sinusoidal or learned decoder positions")
+            if capacity > table.table.size(0):
+                raise ValueError(f"a static cache of {capacity} positions exceeds max_positions ({table.table.size(0)})")
+            caches = [StaticCache.empty(k, capacity) for _ in self.layers]
         return State(source={"mem_k": [k for k, _ in cross], "mem_v": [v for _, v in cross], "src_mask": src_mask},
-                     step={"self_k": [empty] * len(self.layers), "self_v": [empty] * len(self.layers)})
+                     step={"caches": caches})
 
     def run(self, tgt: Tensor, state: State) -> tuple[Tensor, State]:
-        x = self.embed(tgt, start=state["self_k"][0].size(2))  # (B, T, D)
-        self_k, self_v = [], []
-        for i, layer in enumerate(self.layers):
-            x, (k, v) = layer(x, (state["self_k"][i], state["self_v"][i]),
-                              (state["mem_k"][i], state["mem_v"][i]), state["src_mask"])  # (B, T, D)
-            self_k.append(k)
-            self_v.append(v)
-        return self.out(self.final_norm(x)), state.updated(self_k=self_k, self_v=self_v)  # (B, T, V)
+        x = self.embed(tgt, start=state["caches"][0].length)  # (B, T, D)
+        caches = []
+        for cache, layer, k, v in zip(state["caches"], self.layers, state["mem_k"], state["mem_v"]):
+            x, cache = layer(x, cache, (k, v), state["src_mask"])  # (B, T, D)
+            caches.append(cache)
+        return self.out(self.final_norm(x)), state.updated(caches=caches)  # (B, T, V)
 
 
 @register("transformer", colour="tab:green", order=2,
