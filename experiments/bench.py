@@ -67,18 +67,19 @@ def fused_attention():
         transformer.scaled_dot_product = explicit
 
 
-def ctranslate2_engines(net, src_tok, tgt_tok, model_dir: Path, device: torch.device) -> dict:
-    """Our Transformer, exported to CTranslate2 (zoo/export.py), loaded at fp32 and at int8, as many threads as
-    ours; none without the ctranslate2 package or off the CPU and CUDA."""
+def ctranslate2_engines(net, src_tok, tgt_tok, device: torch.device) -> dict:
+    """Our Transformer, exported to CTranslate2 (zoo/export.py) in a temporary `model_dir`, loaded at fp32 and at
+    int8 with as many threads as ours; none without the ctranslate2 package."""
     try:
         import ctranslate2
     except ImportError:
         print("no ctranslate2 (pip install -e '.[bench]'): its rows are left out", flush=True)
         return {}
-    export(net, src_tok, tgt_tok, model_dir)
-    return {f"ctranslate2 {kind}": ctranslate2.Translator(str(model_dir), device=device.type, compute_type=kind,
-                                                          intra_threads=torch.get_num_threads())
-            for kind in ("float32", "int8")}
+    with tempfile.TemporaryDirectory() as tmp:  # (a Translator holds its model in memory once loaded)
+        export(net, src_tok, tgt_tok, Path(tmp) / "ct2")
+        return {f"ctranslate2 {kind}": ctranslate2.Translator(str(Path(tmp) / "ct2"), device=device.type,
+                                                              compute_type=kind, intra_threads=torch.get_num_threads())
+                for kind in ("float32", "int8")}
 
 
 def model_config(preset: dict, arch: str) -> list[str] | None:
@@ -250,7 +251,7 @@ def main() -> None:
         net.decoder.out.bias[tok.eos_id] = -1e4
         marian.final_logits_bias[:, tok.eos_id] = -1e4
     search = {"bos_id": tok.bos_id, "eos_id": tok.eos_id, "max_len_a": 0.0}
-    ct2 = ctranslate2_engines(net, dm.src_tokenizer, tok, Path(tempfile.mkdtemp()) / "ct2", device)
+    ct2 = ctranslate2_engines(net, dm.src_tokenizer, tok, device)
     pieces = [dm.src_tokenizer.pieces(row[mask].tolist()) for row, mask in zip(src, src_mask)]
     fp32 = partial(torch.autocast, device.type, enabled=False)
     for length in DECODE_LENGTHS:

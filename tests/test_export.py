@@ -91,6 +91,17 @@ def test_greedy_translations_are_ours_at_fp32(tok, tmp_path):
     assert len({tuple(h) for h in ours}) > 25  # the outputs differ, so the comparison is not of one constant
 
 
+def test_an_output_that_ends_at_once_is_empty_there_too(tok, tmp_path):
+    """EOS first: ours decodes nothing, and so must the engine (whose default minimum length is 1)."""
+    from zoo.export import translate
+    net = random_transformer(tok)
+    with torch.no_grad():
+        net.decoder.out.bias[tok.eos_id] = 1e4
+    sources = random_ids(3, 4, tok)
+    assert translate(export(net, tok, tok, tmp_path / "ct2"), [tok.pieces(s) for s in sources], beam_size=1,
+                     alpha=0.0, limits=[5, 5, 5]) == [[], [], []]
+
+
 @pytest.mark.parametrize("options, named", [
     ({"positions": "rotary"}, "encoder has rotary"),
     ({"positions": "alibi"}, "encoder has a positional attention bias"),
@@ -126,7 +137,13 @@ def test_the_export_command_writes_a_model_the_engine_loads_and_refuses_in_one_l
     ckpt = write_checkpoint(tmp_path / "words.ckpt")
     assert main([str(ckpt), str(tmp_path / "ct2"), "--quantization", "int8"]) == 0
     assert capsys.readouterr().out == f"{tmp_path / 'ct2'}\n"
+    source = Tokenizer.load(tmp_path / "ct2" / "source_tokenizer.json")  # written beside the model
+    assert source.pieces(source.encode("s1 s2")) == ["s1", "s2"]
     translator = ctranslate2.Translator(str(tmp_path / "ct2"), compute_type="int8")
     assert len(translator.translate_batch([["s1", "s2"]], beam_size=1, max_decoding_length=5)) == 1
     assert main([str(ckpt), str(tmp_path / "ct2")]) == 1
-    assert capsys.readouterr().err == f"error: {tmp_path / 'ct2'} already exists; CTranslate2 export writes a new directory\n"
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'ct2'} already exists; CTranslate2 export writes a new "
+                                       "directory\n")
+    assert main([str(ckpt), str(tmp_path / "other"), "--quantization", "int3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --quantization int3: ") and err.count("\n") == 1 and not (tmp_path / "other").exists()

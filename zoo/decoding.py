@@ -1,5 +1,7 @@
 """Greedy and beam search, written once against the interface of `zoo.models.base`: they call only
 `model.init_state`, `model.decoder.step` and `state.select`, and never ask which architecture they hold.
+`static_greedy_search` needs one thing more, a decoder whose `init_state` takes a `capacity` (fixed-size caches:
+the Transformer's).
 
 Both stop a row at EOS or at its length limit, max_len_a * source length + max_len_b (as fairseq's options of the
 same names). Given `oracle_lengths`, they decode at an oracle length instead (Newman et al. 2020, "The EOS Decision and
@@ -7,6 +9,8 @@ Length Extrapolation"): EOS is barred until a row has that many tokens, and the 
 what a model writes from its decision to stop. The returned hypotheses are lists of token ids without BOS and EOS.
 """
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import Tensor
@@ -62,6 +66,10 @@ def static_greedy_search(model: EncoderDecoder, src: Tensor, src_mask: Tensor, *
     tensors at the same addresses, so with `compile` torch.compile compiles it once and, on a GPU, replays it as a
     CUDA graph ("reduce-overhead"), once per batch shape (rows, source length, limit). The host looks at the tokens
     only every `sync_every` steps, to stop early."""
+    if "capacity" not in inspect.signature(model.decoder.init_state).parameters:
+        raise ValueError(f"{type(model).__name__} has no static decoding: its decoder's init_state takes no capacity")
+    if sync_every < 1:
+        raise ValueError(f"sync_every ({sync_every}) must be >= 1")
     B = src.size(0)
     limits = length_limits(src_mask, max_len_a, max_len_b, oracle_lengths)  # (B,)
     steps = int(limits.max())

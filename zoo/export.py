@@ -34,7 +34,7 @@ from zoo.errors import UserError, exit_status
 from zoo.models.positions import TablePositions
 from zoo.models.transformer import MultiHeadAttention, Transformer
 
-LAYER_NORM_EPSILON = 1e-5  # torch.nn.LayerNorm's default, which every zoo LayerNorm keeps
+TOKENIZERS = ("source_tokenizer.json", "target_tokenizer.json")  # ours, written beside the model: text <-> pieces
 
 
 def check_exportable(net: nn.Module) -> None:
@@ -95,13 +95,22 @@ def _stack(spec, stack, *, decoder: bool) -> None:
         _norm(spec.layer_norm, stack.final_norm)
 
 
+def engine():
+    """The ctranslate2 module, or a one-line error saying how to install it."""
+    try:
+        import ctranslate2
+    except ImportError:
+        raise UserError("CTranslate2 is not installed: pip install ctranslate2 (the project's deploy extra)") from None
+    return ctranslate2
+
+
 def export(net: Transformer, src_tok: Tokenizer, tgt_tok: Tokenizer, out_dir: Path,
            quantization: str | None = None) -> Path:
-    """Write `net` as a CTranslate2 model directory `out_dir` (which must not exist yet) and return it. The weights
-    are stored in fp32 unless `quantization` names another of CTranslate2's types (e.g. int8); the engine converts
-    them to the compute type it is asked for when it loads them."""
-    import ctranslate2  # the optional extra: pip install ctranslate2
-
+    """Write `net` as a CTranslate2 model directory `out_dir` (which must not exist yet), with our two tokenizers
+    beside it (TOKENIZERS), and return it. The weights are stored in fp32 unless `quantization` names another of
+    CTranslate2's types (e.g. int8); the engine converts them to the compute type it is asked for when it loads
+    them."""
+    ctranslate2 = engine()
     check_exportable(net)
     if out_dir.exists():
         raise UserError(f"{out_dir} already exists; CTranslate2 export writes a new directory")
@@ -114,31 +123,44 @@ def export(net: Transformer, src_tok: Tokenizer, tgt_tok: Tokenizer, out_dir: Pa
     _linear(spec.decoder.projection, net.decoder.out)
     _, bos, eos, unk = SPECIALS  # (pad never reaches the engine)
     spec.config.bos_token, spec.config.eos_token, spec.config.unk_token = bos, eos, unk
-    spec.config.decoder_start_token = bos
-    spec.config.layer_norm_epsilon = LAYER_NORM_EPSILON
+    spec.config.decoder_start_token = bos  # and no BOS or EOS added to the source, as ours has none
+    spec.config.layer_norm_epsilon = next(m.eps for m in net.modules() if isinstance(m, nn.LayerNorm))
     spec.register_source_vocabulary(src_tok.pieces(range(len(src_tok))))
     spec.register_target_vocabulary(tgt_tok.pieces(range(len(tgt_tok))))
     spec.validate()
-    spec.optimize(quantization=quantization)  # shares tied tables, converts the weights' type
+    try:
+        spec.optimize(quantization=quantization)  # shares tied tables, converts the weights' type
+    except ValueError as e:
+        raise UserError(f"--quantization {quantization}: {e}") from None
     out_dir.mkdir(parents=True)
     spec.save(str(out_dir))
+    for tok, name in zip((src_tok, tgt_tok), TOKENIZERS):
+        tok.save(out_dir / name)
     return out_dir
 
 
 def translate(model_dir: Path, sources: list[list[str]], *, beam_size: int, alpha: float, limits: list[int],
               device: str = "cpu", device_index: int = 0, compute_type: str = "float32", threads: int = 1,
               max_tokens: int = 16384) -> list[list[str]]:
-    """The output pieces of each source (pieces; none empty) from the CTranslate2 model in `model_dir`, each cut at
-    its limit in tokens. Greedy search gives ours exactly (given the same precision); beam search ranks its
-    hypotheses by CTranslate2's length normalisation, log P / |Y|^alpha, not GNMT's, so it may choose otherwise."""
-    import ctranslate2
-
-    translator = ctranslate2.Translator(str(model_dir), device=device, device_index=device_index,
-                                        compute_type=compute_type, intra_threads=threads)
-    results = translator.translate_batch(sources, beam_size=beam_size, length_penalty=alpha,
-                                         max_decoding_length=max(limits), max_batch_size=max_tokens,
-                                         batch_type="tokens")
-    return [r.hypotheses[0][:limit] for r, limit in zip(results, limits)]
+    """The output pieces of each source (pieces, none empty) from the CTranslate2 model in `model_dir`, at most its
+    limit of tokens: sentences go to the engine in groups of one limit. Greedy search gives ours exactly (at the
+    same precision); beam search ranks its hypotheses by CTranslate2's length normalisation, log P / |Y|^alpha, not
+    GNMT's, so it may choose otherwise."""
+    translator = engine().Translator(str(model_dir), device=device, device_index=device_index,
+                                     compute_type=compute_type, intra_threads=threads)
+    by_limit: dict[int, list[int]] = {}
+    for i, limit in enumerate(limits):
+        by_limit.setdefault(limit, []).append(i)
+    out: list[list[str]] = [[] for _ in sources]
+    for limit, rows in by_limit.items():
+        results = translator.translate_batch(
+            [sources[i] for i in rows], beam_size=beam_size, length_penalty=alpha, max_decoding_length=limit,
+            min_decoding_length=0,  # (its default, 1, would bar EOS at the first step, where ours may end)
+            max_input_length=0,  # (its default, 1,024, would cut longer sources; check_lengths bounds ours)
+            max_batch_size=max_tokens, batch_type="tokens")
+        for i, result in zip(rows, results):
+            out[i] = result.hypotheses[0]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from zoo import checkpoint, translate  # (translate.load names the file when a checkpoint is unusable)
-        _, net, src_tok, tgt_tok = translate.load(checkpoint.resolve(args.ckpt))
+        from zoo import checkpoint
+        from zoo.translate import load  # (names the file when a checkpoint is unusable)
+        _, net, src_tok, tgt_tok = load(checkpoint.resolve(args.ckpt))
         print(export(net, src_tok, tgt_tok, args.out_dir, quantization=args.quantization))
 
     return exit_status(run)

@@ -73,9 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=["zoo", "ctranslate2"], default="zoo",
                         help="zoo: our decoder; ctranslate2: export the Transformer to CTranslate2 and decode there "
                              "(default: %(default)s)")
-    parser.add_argument("--compute-type", default="float32",
+    parser.add_argument("--compute-type",
                         help="with --engine ctranslate2: its compute type, e.g. float32, int8, int8_float32, "
-                             "bfloat16 on a GPU (default: %(default)s)")
+                             "bfloat16 on a GPU (default: float32)")
     return parser.parse_args(argv)
 
 
@@ -103,7 +103,24 @@ def check_options(args: argparse.Namespace) -> torch.device:
         raise UserError(f"--device {args.device} is not a device (cpu, cuda, cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {args.device}: no CUDA device is available")
+    check_engine_options(args, device)
     return device
+
+
+def check_engine_options(args: argparse.Namespace, device: torch.device) -> None:
+    """--compute-type goes with --engine ctranslate2 only, --precision with our own decoder only; CTranslate2 must
+    be installed and able to compute in that type on that device."""
+    if args.engine == "zoo":
+        if args.compute_type is not None:
+            raise UserError(f"--compute-type {args.compute_type} is for --engine ctranslate2; ours takes --precision")
+        return
+    if args.precision is not None:
+        raise UserError(f"--precision {args.precision} is for our own decoder; --engine ctranslate2 takes "
+                        f"--compute-type")
+    supported = export.engine().get_supported_compute_types(device.type)
+    if args.compute_type not in (None, *supported):
+        raise UserError(f"--compute-type {args.compute_type} is not one CTranslate2 supports on {device.type} "
+                        f"({', '.join(sorted(supported))})")
 
 
 def read_lines(path: Path | None) -> list[str]:
@@ -134,7 +151,8 @@ def load(path: Path) -> tuple[dict, EncoderDecoder, Tokenizer, Tokenizer]:
 def settings(args: argparse.Namespace, info: dict, path: Path) -> dict:
     """The decoding settings: the options given, else the checkpoint's."""
     saved = info["decode"]
-    precision = args.precision or info["precision"]
+    precision = "32-true" if args.engine == "ctranslate2" else args.precision or info["precision"]  # (the engine's:
+    # --compute-type)
     if precision not in PRECISIONS:
         raise UserError(f"checkpoint {path} was trained with precision {precision!r}, which translate does not "
                         f"reproduce; choose --precision ({', '.join(PRECISIONS)})")
@@ -219,6 +237,7 @@ def run(args: argparse.Namespace) -> None:
     sources = [src_tok.encode(line) for line in lines]
     check_lengths(net, sources, decode["max_len_a"], decode["max_len_b"])
     if args.engine == "ctranslate2":
+        decode.pop("autocast")  # (the engine's precision is --compute-type)
         hyps = translate_ctranslate2(net, src_tok, tgt_tok, sources, args, **decode)
     else:
         hyps = translate(net, sources, pad_id=src_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id,
@@ -228,32 +247,25 @@ def run(args: argparse.Namespace) -> None:
 
 def translate_ctranslate2(net: EncoderDecoder, src_tok: Tokenizer, tgt_tok: Tokenizer, sources: list[list[int]],
                           args: argparse.Namespace, *, beam_size: int, alpha: float, max_len_a: float,
-                          max_len_b: int, autocast: torch.dtype | None) -> list[list[int]]:
-    """As `translate`, by CTranslate2 from an export of `net` to a temporary directory (its precision is
-    --compute-type, not autocast's)."""
-    try:
-        import ctranslate2
-    except ImportError:
-        raise UserError("--engine ctranslate2 needs the ctranslate2 package: pip install ctranslate2") from None
-    device = torch.device(args.device)
-    supported = ctranslate2.get_supported_compute_types(device.type)
-    if args.compute_type not in (*supported, "default", "auto"):
-        raise UserError(f"--compute-type {args.compute_type} is not one CTranslate2 supports on {args.device} "
-                        f"({', '.join(sorted(supported))})")
+                          max_len_b: int) -> list[list[int]]:
+    """As `translate`, by CTranslate2 from an export of `net` to a temporary directory, computing in
+    --compute-type (float32 by default)."""
     export.check_exportable(net)
     todo = [i for i, s in enumerate(sources) if s]
     out: list[list[int]] = [[] for _ in sources]
     if not todo:
         return out
-    limits = output_limits([len(sources[i]) for i in todo], max_len_a, max_len_b)
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = export.export(net, src_tok, tgt_tok, Path(tmp) / "model")
         hyps = export.translate(model_dir, [src_tok.pieces(sources[i]) for i in todo], beam_size=beam_size,
-                                alpha=alpha, limits=limits, device=device.type, device_index=device.index or 0,
-                                compute_type=args.compute_type,
-                                threads=torch.get_num_threads(), max_tokens=args.max_tokens)
+                                alpha=alpha, limits=output_limits([len(sources[i]) for i in todo], max_len_a,
+                                                                  max_len_b),
+                                device=device.type, device_index=device.index or 0,
+                                compute_type=args.compute_type or "float32", threads=torch.get_num_threads(),
+                                max_tokens=args.max_tokens)
     for i, pieces in zip(todo, hyps):
-        out[i] = [tgt_tok.tok.token_to_id(p) for p in pieces]
+        out[i] = tgt_tok.ids(pieces)
     return out
 
 

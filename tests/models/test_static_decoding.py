@@ -46,9 +46,9 @@ def test_static_greedy_search_gives_greedy_searchs_tokens(options, oracle):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"positions": "rotary"}, "static decoding takes sinusoidal or learned decoder positions"),
-    ({"positions": "alibi"}, "static decoding takes sinusoidal or learned decoder positions"),
-    ({"decoder_positions": "none"}, "static decoding takes sinusoidal or learned decoder positions"),
+    ({"positions": "rotary"}, "static decoding takes sinusoidal or learned decoder positions, not rotary"),
+    ({"positions": "alibi"}, "static decoding takes sinusoidal or learned decoder positions, not a positional bias"),
+    ({"decoder_positions": "none"}, "static decoding takes sinusoidal or learned decoder positions, not none"),
     ({"max_positions": 8}, "a static cache of 12 positions exceeds max_positions"),
 ])
 def test_what_static_decoding_cannot_take_is_refused(options, message):
@@ -58,12 +58,24 @@ def test_what_static_decoding_cannot_take_is_refused(options, message):
         static_greedy_search(model, src, src_mask, bos_id=BOS, eos_id=EOS, max_len_a=1.0, max_len_b=6)
 
 
+def test_the_other_architectures_are_refused():
+    model = build("gru").eval()
+    src, src_mask, _ = random_batch()
+    with pytest.raises(ValueError, match="GRUEncoderDecoder has no static decoding"):
+        static_greedy_search(model, src, src_mask, bos_id=BOS, eos_id=EOS)
+
+
 def test_the_static_step_compiles_once_into_one_graph():
-    """torch.compile with fullgraph=True: a graph break or a recompilation at a later step would fail here."""
+    """torch.compile with fullgraph=True: a graph break, or a recompilation at a later step or in a second search of
+    the same shape (which finds the same buffers), would fail here."""
     torch._dynamo.reset()
     model = random_transformer()
     src, src_mask, _ = random_batch(B=4, S=9, seed=5)
     kw = {"bos_id": BOS, "eos_id": EOS, "max_len_a": 1.0, "max_len_b": 3}
+    expected = greedy_search(model, src, src_mask, **kw)
     with torch._dynamo.config.patch(error_on_recompile=True):
-        compiled = static_greedy_search(model, src, src_mask, compile=True, **kw)
-    assert compiled == greedy_search(model, src, src_mask, **kw)
+        first = static_greedy_search(model, src, src_mask, compile=True, **kw)
+        buffers = [cache.k.data_ptr() for cache in model.decoder._static]
+        second = static_greedy_search(model, src, src_mask, compile=True, **kw)
+    assert first == second == expected
+    assert [cache.k.data_ptr() for cache in model.decoder._static] == buffers

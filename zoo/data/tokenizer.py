@@ -116,6 +116,10 @@ class Tokenizer:
         """The vocabulary entry of each id, specials included: labels for plots."""
         return [self.tok.id_to_token(i) for i in ids]
 
+    def ids(self, pieces: Iterable[str]) -> list[int]:
+        """The id of each vocabulary entry (the inverse of `pieces`); an entry not in the vocabulary is unk."""
+        return [self.tok.token_to_id(p) if self.tok.token_to_id(p) is not None else self.unk_id for p in pieces]
+
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text; special tokens are dropped (unk is kept, as "<unk>")."""
         return self.tok.decode([i for i in ids if i >= len(SPECIALS) or i == self.unk_id], skip_special_tokens=False)

@@ -36,7 +36,7 @@ class State:
     `step` what changes as tokens are generated (hidden states, key/value caches)."""
 
     source: dict[str, Tensor | list[Tensor]]
-    step: dict[str, Tensor | list[Tensor]]
+    step: dict[str, Tensor | list]  # tensors, or per-layer lists of tensors or of caches
 
     def select(self, index: Tensor, *, same_sources: bool = False) -> State:
         """Rows `index`: greedy search drops finished rows with it, beam search reorders hypotheses. With
@@ -45,15 +45,15 @@ class State:
         source = self.source if same_sources else {k: _select(v, index) for k, v in self.source.items()}
         return State(source, {k: _select(v, index) for k, v in self.step.items()})
 
-    def __getitem__(self, name: str) -> Tensor | list[Tensor]:
+    def __getitem__(self, name: str) -> Tensor | list:
         return self.step[name] if name in self.step else self.source[name]
 
-    def updated(self, **step: Tensor | list[Tensor]) -> State:
+    def updated(self, **step: Tensor | list) -> State:
         """The same source, with the named step tensors replaced."""
         return State(self.source, {**self.step, **step})
 
 
-def _select(value, index: Tensor):
+def _select(value: Tensor | list, index: Tensor) -> Tensor | list:
     """Rows `index` of a tensor, of each tensor of a list, or of anything with `index_select` (a key/value cache)."""
     if isinstance(value, list):
         return [v.index_select(0, index) for v in value]

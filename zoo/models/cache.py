@@ -2,7 +2,7 @@
 
     GrowingCache   the keys and values so far, (B, H, t, d_head), extended by concatenation. Each step copies the
                    cache once, but attends over a contiguous tensor: on a CPU, the batched products of attention
-                   run 3-7x slower over a strided view of a larger buffer than that copy costs (docs/speed.md).
+                   over a strided view of a larger buffer cost more than that copy (measured in docs/speed.md).
     StaticCache    buffers of a fixed capacity, (B, H, capacity, d_head), written in place at the current position,
                    which is a tensor on the device; attention runs over the whole buffer with the positions not yet
                    written masked out. Every step then has the same shapes and never asks the host for a position:
@@ -35,6 +35,8 @@ class GrowingCache:
     def extend(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, None, GrowingCache]:
         """Keys and values (B, H, T, d_head) of T new positions -> all keys and values (B, H, t+T, d_head), no mask
         (the new queries see every position up to their own, causally), and the extended cache."""
+        if self.length == 0:  # (nothing to copy, and no fp32 empty tensor to promote bf16 keys with)
+            return k, v, None, GrowingCache(k, v)
         cache = GrowingCache(torch.cat([self.k, k], 2), torch.cat([self.v, v], 2))  # (B, H, t+T, d_head)
         return cache.k, cache.v, None, cache
 
@@ -55,7 +57,14 @@ class StaticCache:
 
     @property
     def length(self) -> Tensor:
-        return self.position
+        return self.position.clone()  # (the position as it is now: `extend` moves it on in place)
+
+    def reset(self) -> StaticCache:
+        """Empty again, at the same addresses (what a captured CUDA graph replays on)."""
+        self.k.zero_()
+        self.v.zero_()
+        self.position.zero_()
+        return self
 
     def extend(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, StaticCache]:
         """Keys and values (B, H, 1, d_head) of the next position, written in place -> the whole buffers, the mask

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive,
                              normal_embedding)
+from zoo.models.cache import GrowingCache
 from zoo.models.positions import sinusoidal_table
 from zoo.models.registry import register
 from zoo.models.transformer import FeedForward, MultiHeadAttention, Residual
@@ -56,16 +57,14 @@ class Layer(nn.Module):
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=0.0)
         self.res_attn, self.res_ffn = (Residual(d_model=d_model, dropout=dropout, pre_norm=pre_norm) for _ in range(2))
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor], key_mask: Tensor, causal: bool):
-        """x (B, T, D) follows the `past` keys and values (B, H, t, D/H), which it attends to, as it does to its
-        own positions (causally, or both ways); key_mask (B, t+T) True = a real key. Returns x and the keys and
-        values extended by these T positions."""
+    def forward(self, x: Tensor, cache: GrowingCache, key_mask: Tensor, causal: bool):
+        """x (B, T, D) follows the positions in `cache`, which it attends to, as it does to its own positions
+        (causally, or both ways); key_mask (B, t+T) True = a real key. Returns x and the cache extended by these T
+        positions."""
         y = self.res_attn.input(x)  # (B, T, D) what attention reads
-        k, v = self.attn.keys_values(y)  # (B, H, T, D/H) each, in the autocast dtype
-        if past[0].size(2):  # (the source pass starts from nothing: no cat to promote bf16 keys to fp32)
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, t+T, D/H)
+        k, v, _, cache = cache.extend(*self.attn.keys_values(y))  # (B, H, t+T, D/H) each, in the autocast dtype
         x = self.res_attn.output(x, self.attn(y, k, v, key_mask, causal=causal))  # (B, T, D)
-        return self.res_ffn(x, self.ffn), (k, v)
+        return self.res_ffn(x, self.ffn), cache
 
 
 class PrefixPass(Encoder):
@@ -75,16 +74,16 @@ class PrefixPass(Encoder):
         super().__init__()
         self.embed, self.layers, self.causal = embed, layers, mask == "causal"
 
-    def forward(self, src: Tensor, src_mask: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def forward(self, src: Tensor, src_mask: Tensor) -> list[GrowingCache]:
         positions = torch.arange(src.size(1), device=src.device).expand_as(src)  # (B, S)
         x = self.embed(src, positions)  # (B, S, D)
         B, H = src.size(0), self.layers[0].attn.h
-        empty = x.new_zeros(B, H, 0, x.size(-1) // H)  # (B, H, 0, D/H)
-        cache = []
+        empty = GrowingCache.empty(x.new_zeros(B, H, 0, x.size(-1) // H))  # (B, H, 0, D/H)
+        caches = []
         for layer in self.layers:
-            x, kv = layer(x, (empty, empty), src_mask, causal=self.causal)  # (B, S, D)
-            cache.append(kv)
-        return cache  # per layer, keys and values (B, H, S, D/H)
+            x, cache = layer(x, empty, src_mask, causal=self.causal)  # (B, S, D)
+            caches.append(cache)
+        return caches  # per layer, the source's keys and values (B, H, S, D/H)
 
 
 class TargetPass(IncrementalDecoder):
@@ -92,23 +91,21 @@ class TargetPass(IncrementalDecoder):
         super().__init__()
         self.embed, self.layers, self.final_norm, self.out = embed, layers, final_norm, out
 
-    def init_state(self, cache: list[tuple[Tensor, Tensor]], src_mask: Tensor) -> State:
+    def init_state(self, caches: list[GrowingCache], src_mask: Tensor) -> State:
         """The source's keys and values start every layer's cache; the target starts after the source's own
         length in each row."""
-        return State(source={}, step={"self_k": [k for k, _ in cache], "self_v": [v for _, v in cache],
-                                      "key_mask": src_mask, "next": src_mask.sum(1)})
+        return State(source={}, step={"caches": caches, "key_mask": src_mask, "next": src_mask.sum(1)})
 
     def run(self, tgt: Tensor, state: State) -> tuple[Tensor, State]:
         positions = state["next"].unsqueeze(1) + torch.arange(tgt.size(1), device=tgt.device)  # (B, T)
         x = self.embed(tgt, positions)  # (B, T, D)
         key_mask = torch.cat([state["key_mask"], torch.ones_like(tgt, dtype=torch.bool)], 1)  # (B, t+T)
-        self_k, self_v = [], []
-        for i, layer in enumerate(self.layers):
-            x, (k, v) = layer(x, (state["self_k"][i], state["self_v"][i]), key_mask, causal=True)  # (B, T, D)
-            self_k.append(k)
-            self_v.append(v)
+        caches = []
+        for cache, layer in zip(state["caches"], self.layers):
+            x, cache = layer(x, cache, key_mask, causal=True)  # (B, T, D)
+            caches.append(cache)
         logits = self.out(self.final_norm(x))  # (B, T, V)
-        return logits, state.updated(self_k=self_k, self_v=self_v, key_mask=key_mask, next=positions[:, -1] + 1)
+        return logits, state.updated(caches=caches, key_mask=key_mask, next=positions[:, -1] + 1)
 
 
 @register("decoder_only", colour="tab:brown", order=4,
@@ -154,14 +151,14 @@ class DecoderOnly(EncoderDecoder):
         """Where in the source the last layer's target positions look (B, T, S), averaged over heads: their attention
         over the source keys, renormalised over the real source tokens (whatever share goes to the target itself),
         recomputed from the queries a pre-hook catches on their way into that layer's attention."""
-        cache, queries = self.encoder(src, src_mask), []
+        caches, queries = self.encoder(src, src_mask), []
         attn = self.decoder.layers[-1].attn
         hook = attn.register_forward_pre_hook(lambda module, args: queries.append(args[0]))  # y (B, T, D)
         try:
-            self.decoder(tgt_in, self.decoder.init_state(cache, src_mask))
+            self.decoder(tgt_in, self.decoder.init_state(caches, src_mask))
         finally:
             hook.remove()
-        return attn.weights(queries[-1], cache[-1][0], src_mask).mean(1)  # (B, T, S)
+        return attn.weights(queries[-1], caches[-1].k, src_mask).mean(1)  # (B, T, S)
 
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """S = src_len, T = tgt_len, width D, feed-forward F, L layers, V target words:

@@ -66,6 +66,8 @@ class TablePositions(nn.Module):
         """x (B, T, D) at positions start .. start+T-1 -> (B, T, D). A `start` held in a tensor (a static cache's
         position: one new position, in range by construction) is looked up without asking the host for it."""
         if isinstance(start, Tensor):
+            if x.size(1) != 1:
+                raise ValueError(f"a position held in a tensor places one token, not {x.size(1)}")
             return x + self.table.index_select(0, start.view(1))  # (B, 1, D)
         end = start + x.size(1)
         if end > self.table.size(0):

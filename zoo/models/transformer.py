@@ -219,17 +219,27 @@ class TransformerDecoder(IncrementalDecoder):
         growing ones, or with `capacity`, static ones of that many positions (cache.py), for table positions only."""
         cross = [layer.cross_attn.keys_values(memory) for layer in self.layers]  # each (B, H, S, D/H) twice
         k = cross[0][0]  # (B, H, S, D/H), in the dtype the cache will hold (bf16 under autocast)
-        if capacity is None:
-            caches = [GrowingCache.empty(k) for _ in self.layers]
-        else:
-            table = self.embed.positions
-            if table is None or self.layers[0].self_attn.rotary is not None or self.layers[0].self_attn.bias is not None:
-                raise ValueError("static decoding takes sinusoidal or learned decoder positions")
-            if capacity > table.table.size(0):
-                raise ValueError(f"a static cache of {capacity} positions exceeds max_positions ({table.table.size(0)})")
-            caches = [StaticCache.empty(k, capacity) for _ in self.layers]
+        caches = ([GrowingCache.empty(k) for _ in self.layers] if capacity is None
+                  else self.static_caches(k, capacity))
         return State(source={"mem_k": [k for k, _ in cross], "mem_v": [v for _, v in cross], "src_mask": src_mask},
                      step={"caches": caches})
+
+    def static_caches(self, like: Tensor, capacity: int) -> list[StaticCache]:
+        """Static caches of `capacity` positions for the batch of `like` (B, H, S, D/H): the last ones made, emptied,
+        when their shape is the same (so that a compiled step finds its buffers where it left them), else new ones."""
+        attn, table = self.layers[0].self_attn, self.embed.positions
+        if table is None or attn.rotary is not None or attn.bias is not None:
+            kind = "rotary" if attn.rotary is not None else "a positional bias" if attn.bias is not None else "none"
+            raise ValueError(f"static decoding takes sinusoidal or learned decoder positions, not {kind}")
+        if capacity > table.table.size(0):
+            raise ValueError(f"a static cache of {capacity} positions exceeds max_positions ({table.table.size(0)})")
+        last = getattr(self, "_static", [])  # (a plain attribute: never saved, and only the last shape is kept)
+        if last and last[0].k.shape == (*like.shape[:2], capacity, like.size(3)) and last[0].k.dtype == like.dtype \
+                and last[0].k.device == like.device:
+            self._static = [cache.reset() for cache in last]
+        else:
+            self._static = [StaticCache.empty(like, capacity) for _ in self.layers]
+        return self._static
 
     def run(self, tgt: Tensor, state: State) -> tuple[Tensor, State]:
         x = self.embed(tgt, start=state["caches"][0].length)  # (B, T, D)
