@@ -36,7 +36,7 @@ from zoo.decoding import beam_search, greedy_search, static_greedy_search  # noq
 from zoo.export import export  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
-from zoo.models import REGISTRY, architectures, transformer  # noqa: E402
+from zoo.models import REGISTRY, architectures, layers  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 BASE = ["model.net.d_model=512", "model.net.n_heads=8", "model.net.d_ff=2048", "model.net.n_encoder_layers=6",
@@ -59,12 +59,12 @@ DECODE_LENGTHS = (25, 100)
 @contextmanager
 def fused_attention():
     """Ours with PyTorch's fused attention kernels, which it uses off the CPU: the lever's size on this machine."""
-    explicit = transformer.scaled_dot_product
-    transformer.scaled_dot_product = partial(explicit, fused=True)
+    explicit = layers.scaled_dot_product
+    layers.scaled_dot_product = partial(explicit, fused=True)
     try:
         yield
     finally:
-        transformer.scaled_dot_product = explicit
+        layers.scaled_dot_product = explicit
 
 
 def ctranslate2_engines(net, src_tok, tgt_tok, device: torch.device) -> dict:

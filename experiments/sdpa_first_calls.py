@@ -1,6 +1,6 @@
 """What the first call of PyTorch's fused attention costs at a shape not seen before, with a padding mask as the zoo
 passes one (encoder self-attention, cross-attention): with PyTorch's default choice of kernels, and with the kernels
-the zoo allows (zoo.models.transformer.FUSED_KERNELS). Token-budget batches and decoding without a cache meet a new
+the zoo allows (zoo.models.layers.FUSED_KERNELS). Token-budget batches and decoding without a cache meet a new
 shape at almost every call, so a per-shape cost is paid again and again.
 
     python experiments/sdpa_first_calls.py      # on a CUDA device
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel
 
-from zoo.models.transformer import FUSED_KERNELS
+from zoo.models.layers import FUSED_KERNELS
 
 
 def first_and_later(T: int, S: int, choice) -> tuple[float, float]:

@@ -32,7 +32,8 @@ from torch import nn
 from zoo.data.tokenizer import SPECIALS, Tokenizer
 from zoo.errors import UserError, exit_status
 from zoo.models.positions import TablePositions
-from zoo.models.transformer import MultiHeadAttention, Transformer
+from zoo.models.layers import MultiHeadAttention
+from zoo.models.transformer import Transformer
 
 TOKENIZERS = ("source_tokenizer.json", "target_tokenizer.json")  # ours, written beside the model: text <-> pieces
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import build, random_batch
-from zoo.models import transformer
+from zoo.models import layers
+from zoo.models.layers import scaled_dot_product
 from zoo.models.positions import POSITIONS, ALiBi
-from zoo.models.transformer import scaled_dot_product
 
 
 def qkv(T: int, S: int, B: int = 2, H: int = 3, d: int = 8):
@@ -53,7 +53,7 @@ def test_the_transformer_computes_the_same_on_either_path(positions, monkeypatch
     model = build("transformer", positions=positions).eval()
     src, src_mask, tgt_in = random_batch()
     written = model(src, src_mask, tgt_in)
-    monkeypatch.setattr(transformer, "scaled_dot_product", partial(scaled_dot_product, fused=True))
+    monkeypatch.setattr(layers, "scaled_dot_product", partial(scaled_dot_product, fused=True))
     torch.testing.assert_close(model(src, src_mask, tgt_in), written)
 
 

@@ -27,7 +27,7 @@ from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State,
 from zoo.models.cache import GrowingCache
 from zoo.models.positions import sinusoidal_table
 from zoo.models.registry import register
-from zoo.models.transformer import FeedForward, MultiHeadAttention, Residual
+from zoo.models.layers import FeedForward, MultiHeadAttention, Residual
 
 MASKS = ("causal", "prefix")
 
