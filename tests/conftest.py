@@ -55,3 +55,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "multi30k").is_dir():
         pytest.skip(f"no shared datasets at {SHARED_DATA}; set ZOO_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: on a busy 2-core machine one thread decodes them many times faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

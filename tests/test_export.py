@@ -12,15 +12,8 @@ from zoo.models import REGISTRY, Transformer
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="the deploy (or bench) extra installs ctranslate2")
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 WORDS = [f"w{i}" for i in range(30)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

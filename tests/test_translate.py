@@ -22,6 +22,7 @@ from zoo.errors import CheckpointError
 from zoo.models import Transformer
 from zoo.translate import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 ROOT = Path(__file__).resolve().parents[1]
 SRC_WORDS, TGT_WORDS = [f"s{i}" for i in range(40)], [f"t{i}" for i in range(40)]
 DECODE = {"beam_size": 3, "alpha": 0.6, "max_len_a": 1.2, "max_len_b": 10}
@@ -45,15 +46,6 @@ def write_checkpoint(path: Path, *, max_positions: int = 64, never_special: bool
                                precision="bf16-mixed")
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "zoo": info}, path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: on a busy 2-core machine one thread decodes them 20x faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
