@@ -1,7 +1,7 @@
 """Export a trained zoo Transformer to CTranslate2 (github.com/OpenNMT/CTranslate2), the inference engine, so that
 what was trained here can be deployed there:
 
-    python -m zoo.export outputs/DATE/TIME/checkpoints/average.ckpt model_ct2 [--quantization int8]
+    python -m zoo.export outputs/DATE/TIME model_ct2 [--quantization int8]     (or any .ckpt, e.g. average.ckpt)
     python -m zoo.translate outputs/DATE/TIME --engine ctranslate2 < input.txt    (exports, then translates)
 
 CTranslate2 describes a model by a specification (`ctranslate2.specs.TransformerSpec`) that names each weight by
@@ -31,8 +31,8 @@ from torch import nn
 
 from zoo.data.tokenizer import SPECIALS, Tokenizer
 from zoo.errors import UserError, exit_status
-from zoo.models.positions import TablePositions
 from zoo.models.layers import MultiHeadAttention
+from zoo.models.positions import TablePositions
 from zoo.models.transformer import Transformer
 
 TOKENIZERS = ("source_tokenizer.json", "target_tokenizer.json")  # ours, written beside the model: text <-> pieces

@@ -151,8 +151,9 @@ def load(path: Path) -> tuple[dict, EncoderDecoder, Tokenizer, Tokenizer]:
 def settings(args: argparse.Namespace, info: dict, path: Path) -> dict:
     """The decoding settings: the options given, else the checkpoint's."""
     saved = info["decode"]
-    precision = "32-true" if args.engine == "ctranslate2" else args.precision or info["precision"]  # (the engine's:
-    # --compute-type)
+    precision = args.precision or info["precision"]
+    if args.engine == "ctranslate2":
+        precision = "32-true"  # (not used: the engine computes in --compute-type, whatever the run trained in)
     if precision not in PRECISIONS:
         raise UserError(f"checkpoint {path} was trained with precision {precision!r}, which translate does not "
                         f"reproduce; choose --precision ({', '.join(PRECISIONS)})")
