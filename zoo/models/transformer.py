@@ -124,9 +124,11 @@ class TransformerDecoder(IncrementalDecoder):
             raise ValueError(f"static decoding takes sinusoidal or learned decoder positions, not {kind}")
         if capacity > table.table.size(0):
             raise ValueError(f"a static cache of {capacity} positions exceeds max_positions ({table.table.size(0)})")
+        def kind(t: Tensor) -> tuple:
+            return t.shape[:2], t.size(3), t.dtype, t.device
+
         last = getattr(self, "_static", [])  # (a plain attribute: never saved, and only the last shape is kept)
-        if last and last[0].k.shape == (*like.shape[:2], capacity, like.size(3)) and last[0].k.dtype == like.dtype \
-                and last[0].k.device == like.device:
+        if last and kind(last[0].k) == kind(like) and last[0].k.size(2) == capacity:
             self._static = [cache.reset() for cache in last]
         else:
             self._static = [StaticCache.empty(like, capacity) for _ in self.layers]
