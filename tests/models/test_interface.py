@@ -185,7 +185,7 @@ def test_oracle_lengths_are_checked(lengths):
             search(model, src, src_mask, bos_id=BOS, eos_id=EOS, oracle_lengths=torch.tensor(lengths))
 
 
-@pytest.mark.parametrize("arch", ["attention", "transformer"])
+@pytest.mark.parametrize("arch", ["attention", "transformer", "convs2s", "decoder_only"])
 def test_alignment_is_a_distribution_over_real_tokens(arch):
     model = build(arch).eval()
     src, src_mask, tgt_in = random_batch()
@@ -194,6 +194,24 @@ def test_alignment_is_a_distribution_over_real_tokens(arch):
     torch.testing.assert_close(alpha.sum(-1), torch.ones(3, tgt_in.size(1)))
     assert (alpha[1, :, ~src_mask[1]] == 0).all()
     assert (alpha[:, :, src_mask[1]] > 0).all()
+
+
+@pytest.mark.parametrize("arch,layers,heads", [("attention", 1, 1), ("transformer", 2, 4), ("convs2s", 2, 1),
+                                               ("decoder_only", 3, 4)])
+def test_every_layer_and_head_attends_over_the_real_source_tokens(arch, layers, heads):
+    """attention_maps keeps each layer and head apart (the explorer shows them one by one); each row is a
+    distribution over the real source tokens, and the heads of one layer differ."""
+    model = build(arch).eval()
+    src, src_mask, tgt_in = random_batch()
+    with torch.no_grad():
+        maps = model.attention_maps(src, src_mask, tgt_in)  # (B, L, H, T, S)
+    assert maps.shape == (3, layers, heads, tgt_in.size(1), src.size(1))
+    torch.testing.assert_close(maps.sum(-1), torch.ones(3, layers, heads, tgt_in.size(1)))
+    assert (maps[1, ..., ~src_mask[1]] == 0).all()
+    if heads > 1:
+        assert not torch.allclose(maps[:, :, 0], maps[:, :, 1])
+    if arch != "convs2s":  # (whose picture is the mean over its layers, as fairseq's)
+        torch.testing.assert_close(model.alignment(src, src_mask, tgt_in), maps[:, -1].mean(1))
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])

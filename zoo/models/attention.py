@@ -139,9 +139,11 @@ class AttentionEncoderDecoder(EncoderDecoder):
                              maxout_dim=maxout_dim, dropout=dropout),
         )
 
-    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """Alignment weights α (B, T, S) of a teacher-forced pass, the picture of Bahdanau et al. Fig. 3."""
-        return self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]
+    def attention_maps(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Alignment weights α (B, 1, 1, T, S) of a teacher-forced pass, the picture of Bahdanau et al. Fig. 3: one
+        attention, one 'head'."""
+        alpha = self.decoder(tgt_in, self.init_state(src, src_mask), return_alignment=True)[1]  # (B, T, S)
+        return alpha[:, None, None]  # (B, 1, 1, T, S)
 
     @classmethod
     def at_width(cls, width: int, *, max_len: int, **common) -> AttentionEncoderDecoder:

@@ -10,7 +10,9 @@ After d2l's ``Encoder`` / ``Decoder.init_state`` / ``EncoderDecoder`` (Zhang et 
 
 and, for looking at and measuring a model:
 
-    model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   weights over the source, if the model has them
+    model.attention_maps(src, src_mask, tgt_in) -> (B, L, H, T, S) or None   every layer's and head's weights over
+                                                                            the source, if the model has them
+    model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   one picture of them: the last layer's, over heads
     model.forward_flops(src_len, tgt_len)   -> matrix-multiply FLOPs of one forward pass of one sentence pair
     model.decode_flops(src_len, tgt_len)    -> the same for decoding tgt_len tokens one `step` at a time
     model.max_positions                     -> the most tokens a source, or a target with its BOS, may have (None: any)
@@ -112,11 +114,17 @@ class EncoderDecoder(nn.Module, ABC):
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         return self.decoder(tgt_in, self.init_state(src, src_mask))  # (B, T, V)
 
-    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
-        """Weights (B, T, S) over the source positions for each target position of a teacher-forced pass, each row a
+    def attention_maps(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        """Weights (B, L, H, T, S) over the source positions for each target position of a teacher-forced pass, for
+        each of the decoder's L attention layers and H heads (1 and 1 for a single attention), each row a
         distribution over the real source tokens; None here: no attention over the source, the decoder sees only
         the fixed-length context vector."""
         return None
+
+    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        """The weights (B, T, S) to draw as one picture: the last attention layer's, averaged over its heads."""
+        maps = self.attention_maps(src, src_mask, tgt_in)  # (B, L, H, T, S) or None
+        return None if maps is None else maps[:, -1].mean(1)  # (B, T, S)
 
     @abstractmethod
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:

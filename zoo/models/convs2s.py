@@ -120,8 +120,8 @@ class ConvDecoder(IncrementalDecoder):
                      step={"inputs": [empty] * len(self.convs), "t": src_mask.new_zeros(B, dtype=torch.long)})
 
     def run(self, tgt: Tensor, state: State, return_alignment: bool = False):
-        """tgt (B, T) at positions t .. t+T-1 -> logits (B, T, V), the state after them (and the attention weights
-        (B, T, S) averaged over layers)."""
+        """tgt (B, T) at positions t .. t+T-1 -> logits (B, T, V), the state after them (and each layer's attention
+        weights (B, L, T, S))."""
         positions = state["t"][:1, None] + torch.arange(tgt.size(1), device=tgt.device)  # (1, T): every row's alike
         g = self.dropout(self.embed(tgt) + self.positions(positions))  # (B, T, E) the target embeddings
         h, inputs, weights = self.fc1(g), [], []  # (B, T, C)
@@ -138,7 +138,7 @@ class ConvDecoder(IncrementalDecoder):
             weights.append(a)
         logits = self.out(self.dropout(self.fc2(h)))  # (B, T, V)
         state = state.updated(inputs=inputs, t=state["t"] + tgt.size(1))
-        return (logits, state, torch.stack(weights).mean(0)) if return_alignment else (logits, state)
+        return (logits, state, torch.stack(weights, 1)) if return_alignment else (logits, state)
 
 
 @register("convs2s", colour="tab:orange", order=3,
@@ -165,9 +165,14 @@ class ConvS2S(EncoderDecoder):
         )
         self.max_positions = max_positions
 
+    def attention_maps(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """The attention weights (B, L, 1, T, S) of a teacher-forced pass, one attention (a single head) per decoder
+        layer."""
+        return self.decoder.run(tgt_in, self.init_state(src, src_mask), return_alignment=True)[2][:, :, None]
+
     def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """The attention weights (B, T, S) of a teacher-forced pass, averaged over the decoder's layers (fairseq's)."""
-        return self.decoder.run(tgt_in, self.init_state(src, src_mask), return_alignment=True)[2]
+        """Averaged over the decoder's layers, as fairseq draws it (B, T, S)."""
+        return self.attention_maps(src, src_mask, tgt_in).mean((1, 2))  # (B, T, S)
 
     @classmethod
     def at_width(cls, width: int, *, max_len: int, **common) -> ConvS2S:

@@ -147,18 +147,20 @@ class DecoderOnly(EncoderDecoder):
                          TargetPass(target, layers, nn.LayerNorm(d_model) if pre_norm else nn.Identity(), out))
         self.max_positions = max_positions // 2  # source and target share the positions: each may have half
 
-    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """Where in the source the last layer's target positions look (B, T, S), averaged over heads: their attention
-        over the source keys, renormalised over the real source tokens (whatever share goes to the target itself),
-        recomputed from the queries a pre-hook catches on their way into that layer's attention."""
+    def attention_maps(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Where in the source each layer's target positions look (B, L, H, T, S): their attention over the source
+        keys, renormalised over the real source tokens (whatever share goes to the target itself), recomputed from
+        the queries that pre-hooks catch on their way into each layer's attention."""
         caches, queries = self.encoder(src, src_mask), []
-        attn = self.decoder.layers[-1].attn
-        hook = attn.register_forward_pre_hook(lambda module, args: queries.append(args[0]))  # y (B, T, D)
+        hooks = [layer.attn.register_forward_pre_hook(lambda module, args: queries.append(args[0]))
+                 for layer in self.decoder.layers]  # y (B, T, D) of each layer, in order
         try:
             self.decoder(tgt_in, self.decoder.init_state(caches, src_mask))
         finally:
-            hook.remove()
-        return attn.weights(queries[-1], caches[-1].k, src_mask).mean(1)  # (B, T, S)
+            for hook in hooks:
+                hook.remove()
+        return torch.stack([layer.attn.weights(q, cache.k, src_mask)  # (B, H, T, S) each
+                            for layer, q, cache in zip(self.decoder.layers, queries, caches)], 1)
 
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """S = src_len, T = tgt_len, width D, feed-forward F, L layers, V target words:

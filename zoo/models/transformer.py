@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from zoo.models.base import (Encoder, EncoderDecoder, IncrementalDecoder, State, check_dropout, check_positive,
@@ -222,16 +223,19 @@ class Transformer(EncoderDecoder):
         weights = 2 if explicit_attention else 1
         return {"train": (2, weights), "decode": (2, weights), "decode, no cache": (3, weights)}.get(phase)
 
-    def alignment(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """The last decoder layer's cross-attention weights averaged over heads (B, T, S), recomputed for that layer
-        only (the fused kernel never forms them) from the queries a pre-hook catches on their way in."""
-        state, cross, queries = self.init_state(src, src_mask), self.decoder.layers[-1].cross_attn, []
-        hook = cross.register_forward_pre_hook(lambda module, args: queries.append(args[0]))  # x (B, T, D)
+    def attention_maps(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Every decoder layer's cross-attention weights (B, L, H, T, S), recomputed (the fused kernel never forms
+        them) from the queries that pre-hooks catch on their way into each layer's cross-attention."""
+        state, queries = self.init_state(src, src_mask), []
+        hooks = [layer.cross_attn.register_forward_pre_hook(lambda module, args: queries.append(args[0]))
+                 for layer in self.decoder.layers]  # x (B, T, D) of each layer, in order
         try:
             self.decoder(tgt_in, state)
         finally:
-            hook.remove()
-        return cross.weights(queries[0], state["mem_k"][-1], src_mask).mean(1)  # (B, T, S)
+            for hook in hooks:
+                hook.remove()
+        return torch.stack([layer.cross_attn.weights(q, k, src_mask)  # (B, H, T, S) each
+                            for layer, q, k in zip(self.decoder.layers, queries, state["mem_k"])], 1)
 
     def forward_flops(self, src_len: int | Tensor, tgt_len: int | Tensor) -> int | Tensor:
         """S = src_len, T = tgt_len, width D, feed-forward F, V target words; rotary and alibi are element-wise.
