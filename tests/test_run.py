@@ -134,13 +134,14 @@ def test_every_architecture_trains_and_is_scored(model, tmp_path, capsys):
     assert (train["evaluated"], train["stopped_early"], train["out_of_time"]) == ("last", False, False)
     assert results["decode"]["greedy_tokens_per_s"] > 0 and results["decode"]["beam_tokens_per_s"] > 0
     assert results["memory"]["peak_mb"] > 0 and results["memory"]["kind"] == "peak RSS"
-    alignment = results["alignment"]
+    alignment, sample = results["alignment"], results["attention_sample"]
     if model.startswith("gru"):
-        assert alignment is None  # a fixed context vector, no attention
+        assert alignment is None and sample is None  # a fixed context vector, no attention
     else:
         weights = alignment["weights"]
         assert len(weights) == len(alignment["target"]) and len(weights[0]) == len(alignment["source"])
         assert all(abs(sum(row) - 1) < 1e-3 for row in weights)
+        assert {a["split"] for a in sample} == {"test", "test_long"} and all(a["layers"] >= 1 for a in sample)
     assert "hypothesis:" in printed  # sample translations are printed
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from zoo import average
@@ -14,6 +15,7 @@ from zoo.data.datamodule import TranslationDataModule
 from zoo.decoding import length_limits
 from zoo.metrics import corpus_scores, decoding_scores, percent
 from zoo.module import Seq2SeqModule
+from zoo.results import encode_weights
 from zoo.resume import BestCheckpoint, EpochCheckpoints, all_processes
 
 
@@ -130,6 +132,34 @@ def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: i
         return None
     return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
             "weights": weights[0].float().tolist()}
+
+
+def attention_sample(module: Seq2SeqModule, dm: TranslationDataModule, per_split: int = 8) -> list[dict] | None:
+    """For the explorer page: every decoder layer's and head's weights over the source (`AttentionMaps`) for the
+    model's own greedy translation of `per_split` sentences of each test split, spread evenly over the split's
+    source lengths from its shortest to its longest (so that every run on the same data picks the same ones); None
+    for a model without attention."""
+    sample = []
+    module.eval()
+    for name in dm.test_splits:
+        split = dm.split_ids(name)  # already encoded: the cache's ids, not the tokenizer again
+        by_length = split.lengths[0].argsort(kind="stable")  # (N,) shortest source first
+        steps = np.linspace(0, len(split) - 1, per_split).round().astype(int)  # (per_split,) evenly along it
+        for index in sorted({int(by_length[k]) for k in steps}):
+            ids = split[index][1].tolist()
+            src = torch.tensor([ids], device=module.device)  # (1, S)
+            src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
+            with torch.no_grad():
+                hyp = module.generate(src, src_mask)[0]
+                tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
+                maps = module.net.attention_maps(src, src_mask, tgt_in)  # (1, L, H, T, S) or None
+            if maps is None:
+                return None
+            sample.append({"split": name, "index": index, "source": dm.src_tokenizer.pieces(ids),
+                           "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
+                           "layers": maps.size(1), "heads": maps.size(2),
+                           "weights": encode_weights(maps[0].float().cpu().numpy())})
+    return sample
 
 
 def prepare(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Trainer, *, evaluate: str,

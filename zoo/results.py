@@ -4,13 +4,16 @@ run prints. Keys marked NotRequired are those that runs of earlier versions did 
 the report still reads such runs (the committed results go back to the zoo's first sweeps).
 (No `from __future__ import annotations` here: with string annotations, TypedDict on Python 3.11 would take every
 NotRequired key for a required one.)"""
+import base64
 import gzip
 import json
 import types
 import typing
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from typing_extensions import NotRequired, TypedDict, get_type_hints, is_typeddict  # (NotRequired: Python 3.10)
 
 from zoo.errors import UserError
@@ -143,6 +146,32 @@ class Alignment(TypedDict):
     weights: list[list[float]]
 
 
+class AttentionMaps(TypedDict):
+    """Every decoder layer's and head's weights over the source for the model's own greedy translation of one test
+    sentence, for the explorer page (zoo/explorer.py). `weights` holds the (layers, heads, T, S) array as bytes, each
+    weight w as round(255 w), zlib-compressed and base64-encoded (`encode_weights`): the attention of a few sentences
+    in a few hundred kilobytes."""
+    split: str
+    index: int  # the sentence's place in the split (and in its "samples")
+    source: list[str]  # the source pieces, the columns
+    target: list[str]  # the output pieces, then EOS: the rows
+    layers: int
+    heads: int
+    weights: str
+
+
+def encode_weights(weights: np.ndarray) -> str:
+    """A (layers, heads, T, S) array of weights in [0, 1] as `AttentionMaps.weights`."""
+    data = np.rint(np.clip(weights, 0, 1) * 255).astype(np.uint8)
+    return base64.b64encode(zlib.compress(data.tobytes(), 9)).decode("ascii")
+
+
+def decode_weights(maps: "AttentionMaps") -> np.ndarray:
+    """`AttentionMaps.weights` back as a (layers, heads, T, S) array of weights in [0, 1] (to 1/255)."""
+    data = np.frombuffer(zlib.decompress(base64.b64decode(maps["weights"])), dtype=np.uint8)
+    return data.reshape(maps["layers"], maps["heads"], len(maps["target"]), len(maps["source"])) / 255
+
+
 class AlphaScore(TypedDict):
     alpha: float
     bleu: float
@@ -169,6 +198,7 @@ class Results(TypedDict):
     decode: DecodeSpeed
     memory: Memory
     alignment: Alignment | None
+    attention_sample: NotRequired[list[AttentionMaps] | None]  # None for a model without attention
     architecture: NotRequired[str]  # the registered architecture the model config builds
     overrides: NotRequired[list[str]]  # the command line's settings, which the report groups runs by
     fit: NotRequired[Fit]

@@ -20,7 +20,7 @@ from zoo.config_checks import check_config, net_spec, scheduled_sampling
 from zoo.context import RunContext
 from zoo.data.datamodule import TranslationDataModule
 from zoo.errors import ConfigError, EvaluationFailed, TrainingStopped
-from zoo.evaluation import alignment_sample, evaluate, prepare
+from zoo.evaluation import alignment_sample, attention_sample, evaluate, prepare
 from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory, plateaued
 from zoo.models import of_class
 from zoo.module import NonFiniteLoss, Seq2SeqModule
@@ -193,6 +193,7 @@ def collect(cfg: DictConfig, ctx: RunContext, dm: TranslationDataModule, module:
         "alpha_tuning": scored["alpha_tuning"],
         "memory": peak_memory(device), "speed": dict(cfg.speed),
         "alignment": alignment_sample(module, dm),
+        "attention_sample": attention_sample(module, dm),
         "checkpoint": None if watchers.steps is None else watchers.steps.last_model_path,
         "best_checkpoint": None if watchers.best is None else watchers.best.path,
         "average_checkpoint": scored["average_checkpoint"],
