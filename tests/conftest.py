@@ -64,3 +64,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A sweep directory as `python run.py -m model=gru,attention,transformer experiment=smoke` leaves it, with a
+    second transformer seed: real runs, logged to wandb offline in the sweep's group, then the report, its figures,
+    its explorer page and its wandb comparison run."""
+    from tests.runs import train_here
+    from zoo.report import write_report
+
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    for i, (model, seed) in enumerate((("gru", 0), ("attention", 0), ("transformer", 0), ("transformer", 1))):
+        train_here(sweep_dir / str(i), f"model={model}", f"seed={seed}", "experiment=smoke",
+                   f"data.cache_dir={sweep_dir}/cache", "logger=wandb", f"logger.group={sweep_dir}")
+    write_report(sweep_dir)
+    return sweep_dir

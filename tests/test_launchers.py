@@ -59,7 +59,8 @@ def test_the_slurm_launcher_submits_one_array_with_the_configs_resources(tmp_pat
 
 
 def check_sweep(proc: subprocess.CompletedProcess, sweep_dir: Path) -> None:
-    """Both jobs wrote their results and the report callback, in the launching process, wrote report.md."""
+    """Both jobs wrote their results and the report callback, in the launching process, wrote report.md (and the
+    explorer page beside it)."""
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("results.json"))]
     assert sorted(r["model"] for r in results) == ["gru", "transformer"]
@@ -68,6 +69,7 @@ def check_sweep(proc: subprocess.CompletedProcess, sweep_dir: Path) -> None:
     report = (sweep_dir / "report.md").read_text()
     assert "| gru | " in report and "| transformer | " in report and "2 runs in" in report
     assert "failed" not in report
+    assert '"name":"transformer"' in (sweep_dir / "explorer.html").read_text()
 
 
 @pytest.mark.slow

@@ -57,10 +57,8 @@ def palette(runs: dict[str, list[Results]]) -> dict[str, tuple]:
 def draw_all(runs: dict[str, list[Results]], out_dir: Path) -> list[str]:
     """Writes every figure the runs have data for into `out_dir`; returns the file names."""
     colors = palette(runs)
-    figures = {"scores.png": scores, "bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
-               "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention, "exposure.png": exposure}
     written = []
-    for name, draw in figures.items():
+    for name, draw in FIGURES.items():
         fig = draw(runs, colors)
         if fig is not None:
             fig.savefig(out_dir / name, dpi=120, bbox_inches="tight")
@@ -232,6 +230,11 @@ def attention(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+FIGURES = {"scores.png": scores, "bleu_by_length.png": bleu_by_length, "throughput.png": throughput,
+           "val_bleu_vs_time.png": val_bleu_vs_time, "attention.png": attention,
+           "exposure.png": exposure}  # the report's figures, each drawn where its runs have the data
 
 
 PHASE_STYLES = {"train": "-", "decode": "--", "decode, no cache": ":"}

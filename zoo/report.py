@@ -1,6 +1,6 @@
-"""A sweep's runs side by side: `report.md` and plots in the sweep directory, and a comparison run in the sweep's
-wandb group. Written at the end of every `python run.py -m ...` (the `ReportCallback` in conf/config.yaml), and on
-demand:
+"""A sweep's runs side by side: `report.md`, plots and `explorer.html` (zoo/explorer) in the sweep directory, and
+a comparison run in the sweep's wandb group. Written at the end of every `python run.py -m ...` (the `ReportCallback`
+in conf/config.yaml), and on demand:
 
     python -m zoo.report SWEEP_DIR
 
@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 
 from zoo import plots, results
 from zoo.errors import UserError
+from zoo.explorer import write_explorer
 from zoo.models import architectures
 from zoo.results import Results
 from zoo.scan_tables import scan_tables
@@ -53,6 +54,12 @@ def group_name(run: Results, varying: set[str]) -> str:
     return " ".join([run["model"], *extra])
 
 
+def varied(found: list[Results]) -> set[str]:
+    """The command-line settings (other than the seed and the model) that differ between the runs."""
+    given = [settings(r) for r in found]
+    return {k for k in set().union(*given) - IGNORED if len({s.get(k) for s in given}) > 1}
+
+
 def load_runs(sweep_dir: Path) -> tuple[dict[str, list[Results]], list[Path]]:
     """Every run's results under `sweep_dir`, grouped (by architecture and any varied setting) and sorted by seed,
     and the job directories that failed: no results.json beside the job's error.txt or its .hydra/ (a job killed
@@ -67,8 +74,7 @@ def load_runs(sweep_dir: Path) -> tuple[dict[str, list[Results]], list[Path]]:
     if len(data) > 1:
         raise ReportError(f"the runs under {sweep_dir} are on different data ({', '.join(sorted(d for d, _ in data))}); "
                           "report each data set's runs separately")
-    given = [settings(r) for r in found]
-    varying = {k for k in set().union(*given) - IGNORED if len({s.get(k) for s in given}) > 1}
+    varying = varied(found)
     runs: dict[str, list[Results]] = {}
     for r in found:
         runs.setdefault(group_name(r, varying), []).append(r)
@@ -105,12 +111,16 @@ def write_report(sweep_dir: Path) -> Path:
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in figures] + [""]
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines))
+    write_explorer(runs, sweep_dir, path.read_text())
     try:
         if any(r.get("wandb") for rs in runs.values() for r in rs):
             from zoo.tracking import log_comparison  # imports lightning and wandb: only for runs that used wandb
             log_comparison(runs, sweep_dir, figures)
+            if all((r.get("wandb") or {}).get("mode") == "online" for rs in runs.values() for r in rs):
+                from zoo.dashboard import save
+                print(f"wandb workspace: {save(sweep_dir)}")
     except Exception as e:  # the report is written; a wandb problem (no login for online mode, ...) must not hide it
-        print(f"warning: the wandb comparison run was not logged: {e}", file=sys.stderr)
+        print(f"warning: the wandb comparison run or workspace was not saved: {e}", file=sys.stderr)
     return path
 
 
