@@ -28,7 +28,14 @@ def scalars(results: Results) -> dict[str, float]:
     for section in (*results["test_splits"], *SECTIONS):
         flat.update({f"{section}/{name}": value for name, value in results[section].items()
                      if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    for split in results["test_splits"]:  # BLEU by source length, one figure a bucket, for the dashboard's bars
+        flat.update({bucket_metric(split, b["lo"], b["hi"]): b["bleu"] for b in results[split]["by_src_len"]})
     return flat
+
+
+def bucket_metric(split: str, lo: int, hi: int) -> str:
+    """A source-length bucket's BLEU under a name that sorts by length: test/bleu_src_len/011-020."""
+    return f"{split}/bleu_src_len/{lo:03d}-{hi:03d}"
 
 
 def log_results(logger, results: Results) -> None:
