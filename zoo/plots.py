@@ -113,12 +113,22 @@ def bars(ax, runs: dict[str, list[Results]], colors: dict[str, tuple], value, ti
         spots = [i + 0.5 * (k - (len(v) - 1) / 2) / max(len(v), 2) for k in range(len(v))]  # side by side in the bar
         ax.scatter(spots, v, s=10, color="black", zorder=3, linewidths=0)
         ax.annotate(f"{mean:,.{digits}f}", (i, max(mean + error, *v)), xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8)  # above the whisker and the dots
+                    ha="center", va="bottom", fontsize=9)  # above the whisker and the dots
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.15)
     ax.tick_params(axis="x", labelrotation=20)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
+
+
+def grid(n: int):
+    """n panels two to a row, so that a figure shown at the width of a README (about 900 pixels) keeps legible
+    labels; returns the figure and its n axes (a spare one hidden)."""
+    rows, columns = (n + 1) // 2, min(n, 2)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    return fig, list(axes.flat[:n])
 
 
 def scores(runs: dict[str, list[Results]], colors: dict[str, tuple]):
@@ -128,11 +138,11 @@ def scores(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     metrics = (("BLEU", "bleu"), ("exact match %", "exact_match"))
     panels = [(f"{name}, {decoding}", key, figures) for name, key in metrics for decoding, figures in decodings]
     panels = [p for p in panels if all(p[1] in p[2](r) for rs in runs.values() for r in rs)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
-    for ax, (title, key, figures) in zip(axes[0], panels):
+    fig, axes = grid(len(panels))
+    for ax, (title, key, figures) in zip(axes, panels):
         bars(ax, runs, colors, lambda r: figures(r)[key], title, 1)
     for key in {p[1] for p in panels}:  # beam and greedy on one scale
-        same = [ax for ax, p in zip(axes[0], panels) if p[1] == key]
+        same = [ax for ax, p in zip(axes, panels) if p[1] == key]
         top = max(ax.get_ylim()[1] for ax in same)
         for ax in same:
             ax.set_ylim(0, top)
@@ -148,7 +158,7 @@ def greedy(run: Results, split: str) -> dict:
 
 
 def throughput(runs: dict[str, list[Results]], colors: dict[str, tuple]):
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+    fig, axes = grid(4)
     bars(axes[0], runs, colors, lambda r: r["train"]["tokens_per_s"], "training: tokens/s (source + target)")
     bars(axes[1], runs, colors, lambda r: r["decode"]["greedy_tokens_per_s"], "greedy decoding: tokens/s")
     bars(axes[2], runs, colors, lambda r: r["decode"]["beam_tokens_per_s"], "beam decoding: tokens/s")
@@ -214,8 +224,12 @@ def attention(runs: dict[str, list[Results]], colors: dict[str, tuple]):
     """Alignment weights of one test sentence for each architecture's first run: the RNN's α (Bahdanau et al.
     2015, Fig. 3), the Transformer's last-layer cross-attention averaged over heads, or a note where the model has
     no attention at all."""
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5.2), squeeze=False)
-    for ax, (model, rs) in zip(axes[0], runs.items()):
+    columns = min(len(runs), 3)
+    rows = -(-len(runs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.set_axis_off()
+    for ax, (model, rs) in zip(axes.flat, runs.items()):
         a = rs[0]["alignment"]
         ax.set_title(f"{model} (seed {rs[0]['seed']})", color=colors[model])
         if a is None:
@@ -224,10 +238,11 @@ def attention(runs: dict[str, list[Results]], colors: dict[str, tuple]):
             ax.set_axis_off()
             continue
         ax.imshow(a["weights"], cmap="Greys", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(a["source"])), a["source"], rotation=90, fontsize=7)
-        ax.set_yticks(range(len(a["target"])), a["target"], fontsize=7)
+        ax.set_xticks(range(len(a["source"])), a["source"], rotation=90, fontsize=9)
+        ax.set_yticks(range(len(a["target"])), a["target"], fontsize=9)
         ax.set(xlabel="source", ylabel="output (greedy)")
-    fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)", fontsize=10)
+    fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)\nwith several layers and "
+                 "heads: the last layer's mean over its heads (explorer.html shows each)", fontsize=10)
     fig.tight_layout()
     return fig
 
