@@ -48,7 +48,8 @@ def page_data(runs: dict[str, list[Results]], report_md: str) -> dict:
         "sentences": sentences,
         "translations": {group: {split: [s["hypothesis"] for s in r[split]["samples"]] for split in splits}
                          for group, r in first.items()},
-        "attention": {group: r.get("attention_sample") for group, r in first.items()},
+        "attention": {group: r.get("attention_sample") for group, r in first.items()  # None: a model without
+                      if "attention_sample" in r or r["alignment"] is None},  # any; none kept: an older run's
     }
 
 

@@ -283,6 +283,8 @@ function setUpSentences() {
   const select = document.getElementById("split");
   for (const split of DATA.splits) select.append(el("option", { value: split }, split));
   select.addEventListener("change", () => { state.split = select.value; state.chosen = null; fillSentenceList(); });
+  const anyStored = Object.values(DATA.attention).some(sample => sample);  // (runs from before the explorer: none)
+  document.getElementById("with-attention").checked = anyStored;
   for (const id of ["search", "min-len", "max-len", "with-attention"])
     document.getElementById(id).addEventListener("input", fillSentenceList);
   document.getElementById("shown-seeds").textContent = "Translations and attention are each group's first run's: " +
