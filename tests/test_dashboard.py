@@ -33,8 +33,8 @@ def test_the_workspace_shows_the_sweeps_runs_grouped_and_coloured_as_the_report(
     assert (built.entity, built.project) == ("a-team", "seq2seq-zoo")
     view = built._to_model()  # wandb's view spec, as save() would send it: built without the network
     [runset] = view.spec.section.run_sets
-    assert runset.filters["filters"] == [{"key": {"section": "run", "name": "group"}, "op": "=",
-                                          "value": str(tiny_sweep), "disabled": False}]  # this sweep's runs alone
+    assert runset.filters["filters"] == [{"key": {"section": "run", "name": "group"}, "op": "IN",
+                                          "value": [str(tiny_sweep)], "disabled": False}]  # this sweep's runs alone
     assert [(k.section, k.name) for k in runset.grouping] == [("run", "jobType")]  # an architecture a group here
     colors = plots.palette(runs)
     assert built.runset_settings.group_colors == {group: to_hex(colors[group]) for group in runs}
@@ -77,3 +77,27 @@ def test_the_dry_run_prints_the_panels_and_reaches_no_machine(tiny_sweep, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Test scores (mean ± std over seeds): test: BLEU, beam search" in proc.stdout
     assert not (tmp_path / "network.log").exists()
+
+
+def test_a_varied_setting_splits_the_groups_as_the_report_does(tiny_sweep, tmp_path):
+    """A sweep that varied a config value and a config group's choice: wandb groups its runs by both, as the report
+    does, each group in the report's colour (a shade of its architecture's)."""
+    for results in tiny_sweep.glob("*/results.json"):
+        run = json.loads(results.read_text())
+        if run["model"] == "transformer":  # seeds 0 and 1 become two groups
+            decode = "greedy" if run["seed"] == 0 else "beam"
+            run["overrides"] += [f"model.net.dropout={run['seed'] / 10}", f"decode={decode}"]
+            run["choices"]["decode"] = decode
+        (tmp_path / results.parent.name).mkdir()
+        (tmp_path / results.parent.name / "results.json").write_text(json.dumps(run))
+    runs, _ = load_runs(tmp_path)
+    assert list(runs)[2:] == ["transformer model.net.dropout=0.0 decode=greedy",
+                              "transformer model.net.dropout=0.1 decode=beam"]
+    view = workspace(tmp_path, "a-team")._to_model()
+    [runset] = view.spec.section.run_sets
+    assert [(k.section, k.name) for k in runset.grouping] == [
+        ("run", "jobType"), ("config", "choices.value.decode"), ("config", "model.value.net.dropout")]
+    colors = plots.palette(runs)
+    assert sorted(view.spec.section.custom_run_colors.values()) == sorted(to_hex(colors[g]) for g in runs)
+    paths = [str(p) for p in workspace(tmp_path, "a-team").runset_settings.group_colors]
+    assert "GroupPath('transformer', 'beam', '0.1')" in paths and "GroupPath('gru', '', '')" in paths

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from zoo import plots
+from zoo.explorer import page_data
 from zoo.report import load_runs
 from zoo.results import decode_weights
 
@@ -50,12 +51,25 @@ def test_the_page_holds_every_seeds_scores_and_each_groups_translations(tiny_swe
     for group, rs in runs.items():
         for split in rs[0]["test_splits"]:
             buckets = data["by_length"][group][split]
+            assert len(buckets) == len(rs[0][split]["by_src_len"]) > 0
             for b, expected in zip(buckets, rs[0][split]["by_src_len"]):
                 values = [plots.bucket(r, split, b["lo"], b["hi"])["bleu"] for r in rs]
                 assert [s["bleu"] for s in b["seeds"]] == values and b["n"] == expected["n"]
-            assert data["translations"][group][split] == [s["hypothesis"] for s in rs[0][split]["samples"]]
+            assert data["translations"][group][split] == [{"beam": s["hypothesis"], "greedy": s["greedy"]}
+                                                          for s in rs[0][split]["samples"]]
         assert [c["seed"] for c in data["curves"][group]] == [r["seed"] for r in rs]
     assert "<table>" in data["report_html"] and "Plots" not in data["report_html"]
+
+
+def test_runs_from_before_the_explorer_show_their_translations_and_say_why_there_is_no_attention(tiny_sweep):
+    runs, _ = load_runs(tiny_sweep)
+    old = {group: [{k: v for k, v in r.items() if k != "attention_sample"} for r in rs] for group, rs in runs.items()}
+    data = page_data(old, "# report")
+    assert data["attention"] == {"gru": None}  # no attention at all; the others kept none (no entry)
+    assert all(len(data["translations"][g]["test"]) == len(data["sentences"]["test"]) for g in runs)
+    mixed = {**runs, "transformer": [old["transformer"][0], runs["transformer"][1]]}  # seed 0 from before
+    data = page_data(mixed, "# report")
+    assert [g["shown_seed"] for g in data["groups"]] == [0, 0, 1]  # the seed that kept its attention
 
 
 def test_the_page_loads_nothing_from_anywhere(tiny_sweep):

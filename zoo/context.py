@@ -23,6 +23,7 @@ class RunContext:
     data: str  # the data config chosen (toy, multi30k, scan, ...)
     overrides: tuple[str, ...] = ()  # the command line's settings, which the report groups runs by
     multirun: bool = False  # one job of a sweep (-m)
+    choices: tuple[tuple[str, str], ...] = ()  # every config group's choice (decode=beam, ablation=...), for wandb
 
     @property
     def label(self) -> str:
@@ -34,4 +35,5 @@ class RunContext:
         `hydra` node, with runtime.output_dir set, in a test)."""
         return cls(output_dir=Path(hydra.runtime.output_dir), model=hydra.runtime.choices["model"],
                    data=hydra.runtime.choices["data"], overrides=tuple(hydra.overrides.task),
-                   multirun=hydra.mode == RunMode.MULTIRUN)
+                   multirun=hydra.mode == RunMode.MULTIRUN,
+                   choices=tuple((k, str(v)) for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")))

@@ -22,7 +22,7 @@ from matplotlib.colors import to_hex
 
 from zoo import plots
 from zoo.errors import UserError
-from zoo.report import load_runs, varied
+from zoo.report import load_runs, settings, varied
 from zoo.results import Results
 from zoo.tracking import bucket_metric
 
@@ -30,19 +30,39 @@ SPREAD = {"groupby_aggfunc": "mean", "groupby_rangefunc": "stddev"}  # a group's
 
 
 class DashboardError(UserError):
-    """A sweep whose runs did not log to wandb, or logged to more than one project or group."""
+    """A sweep whose runs did not log to wandb, or logged to more than one project."""
 
 
-def where(runs: dict[str, list[Results]], sweep_dir: Path) -> tuple[str, str]:
-    """The wandb project and group the sweep's runs logged to."""
+def where(runs: dict[str, list[Results]], sweep_dir: Path) -> tuple[str | None, str, list[str]]:
+    """The wandb entity (None where the runs did not record it), project and groups the sweep's runs logged to:
+    its own group, and those of runs copied in from other sweeps."""
     identities = [r.get("wandb") for rs in runs.values() for r in rs]
     if not all(identities):
         raise DashboardError(f"runs under {sweep_dir} did not log to wandb (logger=csv?): there is nothing to show")
-    places = {(i["project"], i["group"]) for i in identities}
+    places = {(i.get("entity"), i["project"]) for i in identities}
     if len(places) > 1:
-        raise DashboardError(f"the runs under {sweep_dir} logged to {len(places)} wandb projects or groups: "
-                             + ", ".join(f"{p}/{g}" for p, g in sorted(places)))
-    return places.pop()
+        raise DashboardError(f"the runs under {sweep_dir} logged to {len(places)} wandb projects: "
+                             + ", ".join(f"{e or '(default entity)'}/{p}" for e, p in sorted(places, key=str)))
+    (entity, project), = places
+    return entity, project, sorted({i["group"] for i in identities})
+
+
+def grouping(runs: dict[str, list[Results]]) -> list:
+    """The runs' grouping keys, as the report groups them (zoo/report.py: `group_name`): the architecture's label
+    (wandb's job type), then each setting the sweep varied, as the config value it set (model.net.dropout) or, for a
+    config group (decode=..., +ablation=...), the choice each run logged under `choices`."""
+    found = [r for rs in runs.values() for r in rs]
+    chosen = set().union(*(r.get("choices", {}) for r in found))
+    keys = [k.lstrip("+") for k in sorted(varied(found))]
+    return [ws.Metric("JobType"), *(ws.Config(f"choices.{k}" if k in chosen else k) for k in keys)]
+
+
+def group_colors(runs: dict[str, list[Results]]) -> dict:
+    """Each group's colour in the report's figures, keyed as wandb's grouped runs are: by the job type, and where
+    the sweep varied settings, by the path of the job type and the group's value of each."""
+    colors, keys = plots.palette(runs), sorted(varied([r for rs in runs.values() for r in rs]))
+    return {(ws.GroupPath(rs[0]["wandb"]["job_type"], *(settings(rs[0]).get(k, "") for k in keys)) if keys
+             else rs[0]["wandb"]["job_type"]): to_hex(colors[name]) for name, rs in runs.items()}
 
 
 def bars(title: str, metrics: list[str]) -> wr.BarPlot:
@@ -53,7 +73,7 @@ def workspace(sweep_dir: Path, entity: str) -> ws.Workspace:
     """The workspace of the sweep in `sweep_dir` (its results.json files say what it measured and where it
     logged), in `entity`'s copy of the project. Builds it only: `save()` sends it."""
     runs, _ = load_runs(sweep_dir)
-    project, group = where(runs, sweep_dir)
+    _, project, groups = where(runs, sweep_dir)
     found = [r for rs in runs.values() for r in rs]
     splits = found[0]["test_splits"]
     by_length = [wr.BarPlot(title=f"{split}: BLEU by source length (tokens)", orientation="v", **SPREAD,
@@ -80,27 +100,18 @@ def workspace(sweep_dir: Path, entity: str) -> ws.Workspace:
             wr.MediaBrowser(title="report figures", num_columns=2,
                             media_keys=[f"plots/{name}" for name in plots.FIGURES if (sweep_dir / name).exists()])]),
     ]
-    groupby = [ws.Metric("JobType"), *(ws.Config(k) for k in sorted(varied(found)) if "." in k)]
     return ws.Workspace(
-        entity=entity, project=project, name=f"zoo sweep {sweep_dir.name}", sections=sections,
-        settings=ws.WorkspaceSettings(x_axis="val/train_seconds", max_runs=max(10, len(found) + 1)),
+        entity=entity, project=project, name=f"zoo sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+        sections=sections, settings=ws.WorkspaceSettings(x_axis="val/train_seconds", max_runs=max(10, len(found) + 1)),
         runset_settings=ws.RunsetSettings(
-            filters=[ws.Metric("Group") == group], groupby=groupby,
-            group_colors=job_colors(runs),
-            pinned_columns=[f"summary:{splits[0]}/bleu", "summary:train/tokens_per_s", "config:seed"]))
-
-
-def job_colors(runs: dict[str, list[Results]]) -> dict[str, str]:
-    """Each wandb job type (the run's label: its model config, as the report's groups) in its report colour; where a
-    sweep varied a setting, the colour of its first group."""
-    colors, found = plots.palette(runs), {}
-    for name, rs in runs.items():
-        found.setdefault(rs[0]["wandb"]["job_type"], to_hex(colors[name]))
-    return found
+            filters=[ws.Metric("Group").isin(groups)], groupby=grouping(runs), group_colors=group_colors(runs),
+            pinned_columns=[f"summary:{splits[0]}/bleu", "summary:train/tokens_per_s", "config:seed.value"]))
 
 
 def save(sweep_dir: Path, entity: str | None = None) -> str:
-    """Builds and saves the sweep's workspace (in the logged-in user's default entity unless told); its URL."""
+    """Builds and saves the sweep's workspace, in `entity` or else the one its runs logged to, or else the logged-in
+    user's default entity; its URL. Each call saves a new workspace."""
+    entity = entity or where(load_runs(sweep_dir)[0], sweep_dir)[0]
     if entity is None:
         import wandb
 
@@ -117,7 +128,7 @@ def main() -> None:
     try:
         if args.dry_run:
             built = workspace(args.sweep_dir, args.entity or "ENTITY")
-            print(f"{built.entity}/{built.project}: {built.name}, filtered by {built.runset_settings.filters}")
+            print(f"{built.entity}/{built.project}: {built.name}, runs where {built.runset_settings.filters}")
             for section in built.sections:
                 print(f"  {section.name}: " + "; ".join(p.title for p in section.panels))
         else:

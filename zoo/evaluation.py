@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch import Tensor
 
 from zoo import average
 from zoo.data.datamodule import TranslationDataModule
@@ -114,6 +115,20 @@ def evaluate(module: Seq2SeqModule, dm: TranslationDataModule, trainer: L.Traine
     return results
 
 
+def own_translation(module: Seq2SeqModule, ids: list[int]) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+    """One source sentence's ids, its mask, and the teacher-forced input that replays the model's own greedy
+    translation of it (BOS, then its output), for the attention over the source at each step; and the names of the
+    rows that input gives: each output token, then EOS, or where the output ran to its length limit without EOS,
+    its output alone (the input then leaves out the last token, whose next step never ran)."""
+    src = torch.tensor([ids], device=module.device)  # (1, S)
+    src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
+    hyp = module.generate(src, src_mask)[0]
+    limit = int(length_limits(src_mask, module.search["max_len_a"], module.search["max_len_b"])[0])
+    rows = hyp if len(hyp) >= limit else [*hyp, module.tokenizer.eos_id]
+    tgt_in = torch.tensor([[module.tokenizer.bos_id, *rows[:-1]]], device=module.device)  # (1, T)
+    return src, src_mask, tgt_in, module.tokenizer.pieces(rows)
+
+
 def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: int = 12) -> dict | None:
     """For the report's heatmaps: the alignment weights of the model's own greedy translation of one sentence of
     the first test split (the first with `length` source tokens, or the nearest length, so every run picks the same
@@ -121,17 +136,13 @@ def alignment_sample(module: Seq2SeqModule, dm: TranslationDataModule, length: i
     split = dm.split_ids(dm.test_splits[0])  # already encoded: the cache's ids, not the tokenizer again
     nearest = int(abs(split.lengths[0] - length).argmin())  # the first of the nearest length
     ids = split[nearest][1].tolist()
-    src = torch.tensor([ids], device=module.device)  # (1, S)
-    src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
     module.eval()
     with torch.no_grad():
-        hyp = module.generate(src, src_mask)[0]
-        tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
+        src, src_mask, tgt_in, rows = own_translation(module, ids)
         weights = module.net.alignment(src, src_mask, tgt_in)  # (1, T, S) or None
     if weights is None:
         return None
-    return {"source": dm.src_tokenizer.pieces(ids), "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
-            "weights": weights[0].float().tolist()}
+    return {"source": dm.src_tokenizer.pieces(ids), "target": rows, "weights": weights[0].float().tolist()}
 
 
 def attention_sample(module: Seq2SeqModule, dm: TranslationDataModule, per_split: int = 8) -> list[dict] | None:
@@ -147,16 +158,12 @@ def attention_sample(module: Seq2SeqModule, dm: TranslationDataModule, per_split
         steps = np.linspace(0, len(split) - 1, per_split).round().astype(int)  # (per_split,) evenly along it
         for index in sorted({int(by_length[k]) for k in steps}):
             ids = split[index][1].tolist()
-            src = torch.tensor([ids], device=module.device)  # (1, S)
-            src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
             with torch.no_grad():
-                hyp = module.generate(src, src_mask)[0]
-                tgt_in = torch.tensor([[module.tokenizer.bos_id, *hyp]], device=module.device)  # (1, T)
+                src, src_mask, tgt_in, rows = own_translation(module, ids)
                 maps = module.net.attention_maps(src, src_mask, tgt_in)  # (1, L, H, T, S) or None
             if maps is None:
                 return None
-            sample.append({"split": name, "index": index, "source": dm.src_tokenizer.pieces(ids),
-                           "target": module.tokenizer.pieces([*hyp, module.tokenizer.eos_id]),
+            sample.append({"split": name, "index": index, "source": dm.src_tokenizer.pieces(ids), "target": rows,
                            "layers": maps.size(1), "heads": maps.size(2),
                            "weights": encode_weights(maps[0].float().cpu().numpy())})
     return sample

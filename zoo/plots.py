@@ -241,8 +241,8 @@ def attention(runs: dict[str, list[Results]], colors: dict[str, tuple]):
         ax.set_xticks(range(len(a["source"])), a["source"], rotation=90, fontsize=9)
         ax.set_yticks(range(len(a["target"])), a["target"], fontsize=9)
         ax.set(xlabel="source", ylabel="output (greedy)")
-    fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)\nwith several layers and "
-                 "heads: the last layer's mean over its heads (explorer.html shows each)", fontsize=10)
+    fig.suptitle("where each output token looks in the source (weights 0 white to 1 black)\nwith several layers or "
+                 "heads, the model's one picture of them (its `alignment`); explorer.html shows each", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -111,7 +111,10 @@ def write_report(sweep_dir: Path) -> Path:
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in figures] + [""]
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines))
-    write_explorer(runs, sweep_dir, path.read_text())
+    try:
+        write_explorer(runs, sweep_dir, path.read_text())
+    except Exception as e:  # the report is written; a fault in the page must not lose the wandb run either
+        print(f"warning: explorer.html was not written: {e}", file=sys.stderr)
     try:
         if any(r.get("wandb") for rs in runs.values() for r in rs):
             from zoo.tracking import log_comparison  # imports lightning and wandb: only for runs that used wandb

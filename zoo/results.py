@@ -148,7 +148,7 @@ class Alignment(TypedDict):
 
 class AttentionMaps(TypedDict):
     """Every decoder layer's and head's weights over the source for the model's own greedy translation of one test
-    sentence, for the explorer page (zoo/explorer.py). `weights` holds the (layers, heads, T, S) array as bytes, each
+    sentence, for the explorer page (zoo/explorer). `weights` holds the (layers, heads, T, S) array as bytes, each
     weight w as round(255 w), zlib-compressed and base64-encoded (`encode_weights`): the attention of a few sentences
     in a few hundred kilobytes."""
     split: str
@@ -201,6 +201,7 @@ class Results(TypedDict):
     attention_sample: NotRequired[list[AttentionMaps] | None]  # None for a model without attention
     architecture: NotRequired[str]  # the registered architecture the model config builds
     overrides: NotRequired[list[str]]  # the command line's settings, which the report groups runs by
+    choices: NotRequired[dict]  # each config group's choice (model, data, decode, ablation, ...)
     fit: NotRequired[Fit]
     decoding: NotRequired[dict]
     alpha_tuning: NotRequired[AlphaTuning | None]

@@ -65,8 +65,8 @@ def wandb_identity(logger) -> dict | None:
     if not isinstance(logger, WandbLogger):
         return None
     run = logger.experiment
-    return {"project": run.project, "group": run.group, "name": run.name, "job_type": run.job_type, "id": run.id,
-            "mode": run.settings.mode, "dir": run.dir}
+    return {"entity": run.entity, "project": run.project, "group": run.group, "name": run.name,
+            "job_type": run.job_type, "id": run.id, "mode": run.settings.mode, "dir": run.dir}
 
 
 def log_comparison(runs: dict[str, list[Results]], sweep_dir: Path, figures: list[str]) -> None:

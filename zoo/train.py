@@ -121,8 +121,9 @@ def fit_and_evaluate(cfg: DictConfig, ctx: RunContext, logger, resume: tuple[Pat
     print(f"{ctx.label}: {sum(p.numel() for p in module.net.parameters() if p.requires_grad):,} parameters")
     watchers = Watchers.of(cfg, ctx.output_dir / "checkpoints")
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=watchers.callbacks())
-    # the whole config, to filter runs by; logged once the trainer has told each process its rank (the first logs)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    # the whole config and each config group's choice, to filter and group runs by (zoo/dashboard.py); logged once
+    # the trainer has told each process its rank (the first logs)
+    logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "choices": dict(ctx.choices)})
     device = trainer.strategy.root_device
     peak = matmul_peak_flops(device, checkpoint.PRECISION_DTYPES.get(str(trainer.precision), torch.float32))
     if resume is not None:
@@ -174,6 +175,7 @@ def collect(cfg: DictConfig, ctx: RunContext, dm: TranslationDataModule, module:
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad), "seed": cfg.seed,
         # what the command line set, the report groups by it; a resume's checkpoint is train.resumed_from
         "overrides": [o for o in ctx.overrides if not o.startswith("ckpt_path=")],
+        "choices": dict(ctx.choices),
         "device": {"name": device_name(device), "type": device.type, "precision": str(trainer.precision),
                    "matmul_peak_gflops": peak / 1e9, "processes": trainer.world_size},
         "corpus": {**dm.summary(), "train_max_src_len": int(dm.corpus.ids["train"].lengths[0].max())},

@@ -32,12 +32,12 @@ def page_data(runs: dict[str, list[Results]], report_md: str) -> dict:
     """Everything the page shows, as one JSON-able dictionary (the script's `DATA`)."""
     colors = plots.palette(runs)
     splits = next(iter(runs.values()))[0]["test_splits"]
-    first = {group: rs[0] for group, rs in runs.items()}
-    sentences = {split: [{"source": s["source"], "reference": s["reference"]}
-                         for s in next(iter(first.values()))[split]["samples"]] for split in splits}
+    shown = {group: shown_run(rs, splits) for group, rs in runs.items()}
+    texts = next((r for r in shown.values() if r is not None), None)
     return {
         "groups": [{"name": group, "architecture": plots.architecture(rs[0]), "color": to_hex(colors[group]),
-                    "seeds": [r["seed"] for r in rs], "shown_seed": rs[0]["seed"]} for group, rs in runs.items()],
+                    "seeds": [r["seed"] for r in rs], "shown_seed": None if shown[group] is None else
+                    shown[group]["seed"]} for group, rs in runs.items()],
         "splits": splits,
         "longest_training_source": plots.longest_training_source(runs),
         "report_html": markdown.markdown(without_plots(report_md), extensions=["tables"]),
@@ -45,12 +45,21 @@ def page_data(runs: dict[str, list[Results]], report_md: str) -> dict:
         "curves": {group: [{"seed": r["seed"], "points": [[p["train_s"] / 60, p["bleu"], p.get("fit_bleu")]
                                                           for p in r["train"]["val_curve"]]} for r in rs]
                    for group, rs in runs.items()},
-        "sentences": sentences,
-        "translations": {group: {split: [s["hypothesis"] for s in r[split]["samples"]] for split in splits}
-                         for group, r in first.items()},
-        "attention": {group: r.get("attention_sample") for group, r in first.items()  # None: a model without
-                      if "attention_sample" in r or r["alignment"] is None},  # any; none kept: an older run's
+        "sentences": {split: [{"source": s["source"], "reference": s["reference"]} for s in texts[split]["samples"]]
+                      if texts else [] for split in splits},
+        "translations": {group: {split: [{"beam": s["hypothesis"], "greedy": s.get("greedy")}
+                                         for s in r[split]["samples"]] for split in splits}
+                         for group, r in shown.items() if r is not None},
+        "attention": {group: r.get("attention_sample") for group, r in shown.items()  # None: a model without
+                      if r is not None and ("attention_sample" in r or r["alignment"] is None)},  # any
     }
+
+
+def shown_run(rs: list[Results], splits: list[str]) -> Results | None:
+    """The run of a group whose translations and attention the page shows: its lowest seed that kept every
+    translation, and its attention where a run kept that too (runs from before the explorer did not)."""
+    complete = [r for r in rs if all("samples" in r[split] for split in splits)]
+    return next((r for r in complete if "attention_sample" in r), complete[0] if complete else None)
 
 
 def by_length(rs: list[Results], split: str) -> list[dict]:

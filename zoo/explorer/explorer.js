@@ -227,7 +227,7 @@ async function attentionPanel(group, split, index) {
     box.append(el("div", { class: "note" }, none
       ? "No attention: the decoder sees the whole source only as one fixed-length context vector, the same at " +
         "every output step. There is nothing to draw per source token."
-      : "This run stored no attention sample (results from before the explorer)."));
+      : "These runs stored no attention sample (results from before the explorer page)."));
     box.dataset.kind = none ? "context-vector" : "missing";
     return box;
   }
@@ -263,20 +263,25 @@ async function showSentence(index) {
   const rows = [el("tr", {}, el("td", { class: "who" }, "source"), el("td", {}, s.source)),
                 el("tr", {}, el("td", { class: "who" }, "reference"), el("td", {}, s.reference))];
   for (const g of DATA.groups) {
-    const hyp = DATA.translations[g.name][split][index];
-    const exact = hyp === s.reference ? el("span", { class: "exact" }, " ✓ exact") : "";
+    if (!DATA.translations[g.name]) continue;  // (a group whose runs kept no translations)
+    const { beam, greedy } = DATA.translations[g.name][split][index];
+    const exact = beam === s.reference ? el("span", { class: "exact" }, " ✓ exact") : "";
     rows.push(el("tr", {}, el("td", { class: "who", style: `color:${g.color}` }, g.name, exact),
-                 el("td", {}, marked(hyp, s.reference))));
+                 el("td", {}, marked(beam, s.reference))));
+    if (greedy !== null && greedy !== undefined && greedy !== beam)
+      rows.push(el("tr", {}, el("td", { class: "who muted" }, "greedy"), el("td", {}, marked(greedy, s.reference))));
   }
   const box = document.getElementById("sentence");
   const maps = el("div", { class: "maps" });
   box.replaceChildren(el("h3", {}, `${split} sentence ${index + 1} of ${DATA.sentences[split].length}`),
                       el("table", { class: "texts" }, ...rows),
-                      el("p", { class: "muted" }, "Beam search translations; marked: words that are not the " +
-                         "reference's at that place (outside the longest common word sequence of the two)."),
+                      el("p", { class: "muted" }, "Each model's beam search translation, and its greedy one " +
+                         "where that differs (the heatmap's rows); ✓ exact: identical to the reference, character " +
+                         "for character; marked: words that are not the reference's at that place (outside the " +
+                         "longest common word sequence of the two)."),
                       maps);
   for (const g of DATA.groups) maps.append(await attentionPanel(g, split, index));
-  box.dataset.ready = String(index);
+  if (state.chosen === index) box.dataset.ready = String(index);  // (not if another click came meanwhile)
 }
 
 function setUpSentences() {
@@ -288,7 +293,8 @@ function setUpSentences() {
   for (const id of ["search", "min-len", "max-len", "with-attention"])
     document.getElementById(id).addEventListener("input", fillSentenceList);
   document.getElementById("shown-seeds").textContent = "Translations and attention are each group's first run's: " +
-    DATA.groups.map(g => `${g.name} seed ${g.shown_seed}`).join(", ") + ". The charts below cover every seed.";
+    DATA.groups.filter(g => g.shown_seed !== null).map(g => `${g.name} seed ${g.shown_seed}`).join(", ") +
+    ". The charts below cover every seed.";
   fillSentenceList();
 }
 

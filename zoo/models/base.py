@@ -12,7 +12,8 @@ and, for looking at and measuring a model:
 
     model.attention_maps(src, src_mask, tgt_in) -> (B, L, H, T, S) or None   every layer's and head's weights over
                                                                             the source, if the model has them
-    model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   one picture of them: the last layer's, over heads
+    model.alignment(src, src_mask, tgt_in)  -> (B, T, S) or None   one picture of them (the last layer's mean over
+                                                                    heads, unless the model draws it otherwise)
     model.forward_flops(src_len, tgt_len)   -> matrix-multiply FLOPs of one forward pass of one sentence pair
     model.decode_flops(src_len, tgt_len)    -> the same for decoding tgt_len tokens one `step` at a time
     model.max_positions                     -> the most tokens a source, or a target with its BOS, may have (None: any)
