@@ -49,7 +49,7 @@ function lineChart(container, { xLabel, yLabel, xMax, yMax, series, marker = nul
   if (marker !== null) {  // a vertical line, e.g. the longest training source
     svg.append(svgEl("line", { x1: x(marker.at), x2: x(marker.at), y1: top, y2: H - bottom, stroke: "#888",
                                "stroke-dasharray": "3 3" }));
-    label(svg, { x: x(marker.at) - 4, y: top + 12, "text-anchor": "end", fill: "#666" }, marker.label);
+    label(svg, { x: x(marker.at) - 4, y: H - bottom - 6, "text-anchor": "end", fill: "#666" }, marker.label);
   }
   for (const s of series) {
     const path = s.line.map(([a, b], i) => `${i ? "L" : "M"}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join("");
@@ -269,7 +269,8 @@ async function showSentence(index) {
     rows.push(el("tr", {}, el("td", { class: "who", style: `color:${g.color}` }, g.name, exact),
                  el("td", {}, marked(beam, s.reference))));
     if (greedy !== null && greedy !== undefined && greedy !== beam)
-      rows.push(el("tr", {}, el("td", { class: "who muted" }, "greedy"), el("td", {}, marked(greedy, s.reference))));
+      rows.push(el("tr", {}, el("td", { class: "who muted" }, `${g.name}, greedy`),
+                   el("td", {}, marked(greedy, s.reference))));
   }
   const box = document.getElementById("sentence");
   const maps = el("div", { class: "maps" });
