@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Records a finished sweep under experiments/results/NAME/: the report and its plots as the sweep wrote them, each
-# job's results.json whole, every translation included, gzipped (runs/JOB/results.json.gz), and the command, date
-# and machine. `python -m zoo.report experiments/results/NAME` then re-creates every table and p-value from these.
+# Records a finished sweep under experiments/results/NAME/: the report, its plots and its explorer page as the
+# sweep wrote them, each job's results.json whole, every translation included, gzipped (runs/JOB/results.json.gz),
+# and the command, date and machine. `python -m zoo.report experiments/results/NAME` then re-creates every table and p-value from these.
 # Usage: bash experiments/record_sweep.sh SWEEP_DIR NAME "COMMAND" [SECONDS]
 # The commit recorded is $SWEEP_COMMIT (sweep.sh sets it when the sweep starts) or else the current HEAD.
 set -euo pipefail
@@ -10,6 +10,7 @@ out=experiments/results/$name
 if [ -e "$out" ]; then echo "error: $out exists; remove it first or choose another NAME" >&2; exit 1; fi
 mkdir -p "$out/runs"
 cp "$sweep"/report.md "$sweep"/*.png "$out"/
+if [ -f "$sweep"/explorer.html ]; then cp "$sweep"/explorer.html "$out"/; fi
 find "$sweep" -name results.json | while read -r results; do
   rel=${results#"$sweep"/}; rel=${rel%/results.json}   # the job's directory, perhaps nested (model=multi30k/gru)
   mkdir -p "$out/runs/${rel//\//_}"
