@@ -154,7 +154,7 @@ class AttentionMaps(TypedDict):
     split: str
     index: int  # the sentence's place in the split (and in its "samples")
     source: list[str]  # the source pieces, the columns
-    target: list[str]  # the output pieces, then EOS: the rows
+    target: list[str]  # the output pieces, then EOS (unless the output ran to its length limit): the rows
     layers: int
     heads: int
     weights: str
@@ -166,7 +166,7 @@ def encode_weights(weights: np.ndarray) -> str:
     return base64.b64encode(zlib.compress(data.tobytes(), 9)).decode("ascii")
 
 
-def decode_weights(maps: "AttentionMaps") -> np.ndarray:
+def decode_weights(maps: AttentionMaps) -> np.ndarray:
     """`AttentionMaps.weights` back as a (layers, heads, T, S) array of weights in [0, 1] (to 1/255)."""
     data = np.frombuffer(zlib.decompress(base64.b64decode(maps["weights"])), dtype=np.uint8)
     return data.reshape(maps["layers"], maps["heads"], len(maps["target"]), len(maps["source"])) / 255
