@@ -111,6 +111,9 @@ def test_a_click_on_a_sentence_draws_every_architectures_attention_in_a_real_bro
                 " let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n; }"
         for group in ("attention", "transformer"):
             assert page.eval_on_selector(f"canvas[data-group={group}]", inked) > 50  # weights drawn, not a blank
+        page.hover("canvas[data-group=transformer]", position={"x": 92, "y": 92})  # the first cell, past the names
+        hovered = page.get_attribute("canvas[data-group=transformer]", "title")
+        assert hovered.startswith('output "') and '← source "' in hovered  # pieces and weight on hover
         before = page.eval_on_selector("canvas[data-group=transformer]", "c => c.toDataURL()")
         page.select_option(".map[data-group=transformer] select[aria-label=head]", "0")  # one head, not the mean
         assert page.eval_on_selector("canvas[data-group=transformer]", "c => c.toDataURL()") != before

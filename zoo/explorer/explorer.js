@@ -182,22 +182,33 @@ async function weightsOf(entry) {
   return entry.bytes;
 }
 
-function drawHeatmap(canvas, entry, bytes, layer, head) {
-  // Rows are output pieces, columns source pieces; white 0 to black 1; `head` -1 averages the layer's heads.
-  const S = entry.source.length, T = entry.target.length, H = entry.heads;
-  const cell = Math.max(4, Math.min(16, Math.floor(560 / Math.max(S, T))));
-  const labelW = 90, labelH = 90;
+const LABEL = 90;  // pixels of a heatmap's margin for the pieces' names
+
+function cellSize(entry) {
+  // Small enough for two models' maps side by side; names are written where a cell has room for them.
+  return Math.max(3, Math.min(14, Math.floor(400 / Math.max(entry.source.length, entry.target.length))));
+}
+
+function weightAt(entry, bytes, layer, heads, t, s) {
+  // The weight of output t on source s in [0, 255]: one head's, or the mean over `heads`.
+  const H = entry.heads, T = entry.target.length, S = entry.source.length;
+  let w = 0;
+  for (const h of heads) w += bytes[((layer * H + h) * T + t) * S + s];
+  return w / heads.length;
+}
+
+function drawHeatmap(canvas, entry, bytes, layer, heads) {
+  // Rows are output pieces, columns source pieces; white 0 to black 1.
+  const S = entry.source.length, T = entry.target.length, cell = cellSize(entry);
+  const labelW = LABEL, labelH = LABEL;
   canvas.width = labelW + S * cell + 4;
   canvas.height = labelH + T * cell + 4;
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const heads = head < 0 ? [...Array(H).keys()] : [head];
   for (let t = 0; t < T; t++) {
     for (let s = 0; s < S; s++) {
-      let w = 0;
-      for (const h of heads) w += bytes[((layer * H + h) * T + t) * S + s];
-      const shade = 255 - Math.round(w / heads.length);
+      const shade = 255 - Math.round(weightAt(entry, bytes, layer, heads, t, s));
       ctx.fillStyle = `rgb(${shade},${shade},${shade})`;
       ctx.fillRect(labelW + s * cell, labelH + t * cell, cell, cell);
     }
@@ -215,8 +226,22 @@ function drawHeatmap(canvas, entry, bytes, layer, head) {
     entry.source.forEach((p, s) => ctx.fillText(p.slice(0, 12), -labelH + 4, labelW + s * cell + cell * 0.8));
     ctx.restore();
   } else {
-    ctx.fillText(`${T} output × ${S} source pieces`, 4, 14);
+    ctx.fillText(`${T} output × ${S} source pieces:`, 4, 14);
+    ctx.fillText("hover for their names", 4, 30);
   }
+}
+
+function onHover(canvas, entry, bytes, choice) {
+  // The canvas's tooltip names the output and source pieces under the pointer, and the weight between them.
+  canvas.addEventListener("mousemove", event => {
+    const cell = cellSize(entry), box = canvas.getBoundingClientRect();
+    const s = Math.floor((event.clientX - box.left - LABEL) / cell);
+    const t = Math.floor((event.clientY - box.top - LABEL) / cell);
+    const inside = s >= 0 && t >= 0 && s < entry.source.length && t < entry.target.length;
+    const { layer, heads } = choice();
+    canvas.title = inside ? `output "${entry.target[t]}" ← source "${entry.source[s]}": ` +
+                            fmt(weightAt(entry, bytes, layer, heads, t, s) / 255, 2) : "";
+  });
 }
 
 async function attentionPanel(group, split, index) {
@@ -244,7 +269,10 @@ async function attentionPanel(group, split, index) {
   const head = el("select", { "aria-label": "head" }, el("option", { value: -1 }, "mean over heads"),
                   ...[...Array(entry.heads).keys()].map(h => el("option", { value: h }, `head ${h + 1}`)));
   const canvas = el("canvas", { class: "heatmap", "data-group": group.name });
-  const redraw = () => drawHeatmap(canvas, entry, bytes, Number(layer.value), Number(head.value));
+  const choice = () => ({ layer: Number(layer.value),  // head -1: the mean over the layer's heads
+                          heads: Number(head.value) < 0 ? [...Array(entry.heads).keys()] : [Number(head.value)] });
+  const redraw = () => drawHeatmap(canvas, entry, bytes, choice().layer, choice().heads);
+  onHover(canvas, entry, bytes, choice);
   layer.addEventListener("change", redraw);
   head.addEventListener("change", redraw);
   if (entry.layers > 1) box.append(layer);
