@@ -76,8 +76,8 @@ def workspace(sweep_dir: Path, entity: str) -> ws.Workspace:
     _, project, groups = where(runs, sweep_dir)
     found = [r for rs in runs.values() for r in rs]
     splits = found[0]["test_splits"]
-    by_length = [wr.BarPlot(title=f"{split}: BLEU by source length (tokens)", orientation="v", **SPREAD,
-                            metrics=[bucket_metric(split, b["lo"], b["hi"]) for b in found[0][split]["by_src_len"]])
+    by_length = [bars(f"{split}: BLEU by source length (tokens)",
+                      [bucket_metric(split, b["lo"], b["hi"]) for b in found[0][split]["by_src_len"]])
                  for split in splits]
     sections = [
         ws.Section(name="Test scores (mean ± std over seeds)", is_open=True, panels=[
