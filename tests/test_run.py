@@ -211,14 +211,16 @@ def test_a_run_trains_with_scheduled_sampling_and_logs_the_references_probabilit
 
 
 @pytest.mark.slow
-def test_run_py_trains_a_compiled_model(tmp_path):
+@pytest.mark.parametrize("multiple", [1, 8])
+def test_run_py_trains_a_compiled_model(tmp_path, multiple):
     """speed.compile, as a GPU run would use it, here on the CPU: torch.compile (inductor) of the teacher-forced
-    pass under the CPU's precision (bf16 autocast where it has bf16 hardware) with fused Adam; the run trains,
-    decodes eagerly and records the setting."""
-    proc = run_py(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv")
+    pass under the CPU's precision (bf16 autocast where it has bf16 hardware) with fused Adam, with symbolic shapes
+    or with lengths padded to a multiple of 8 and static; the run trains, decodes eagerly and records the setting."""
+    proc = run_py(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv",
+                  f"speed.pad_to_multiple={multiple}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["speed"] == {"compile": True} and results["device"]["precision"] == cpu_precision()
+    assert results["speed"] == {"compile": True, "pad_to_multiple": multiple} and results["device"]["precision"] == cpu_precision()
     assert results["train"]["steps"] == 6 and results["test"]["n"] == 40
 
 

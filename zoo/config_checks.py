@@ -63,6 +63,7 @@ def check_config(cfg: DictConfig, ctx: RunContext) -> tuple[Path, dict] | None:
     sizes = {"trainer.max_steps": cfg.trainer.max_steps, "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,
              "checkpoint.keep_epochs": cfg.checkpoint.keep_epochs, "data.max_tokens": cfg.data.max_tokens,
              "data.eval_max_tokens": cfg.data.eval_max_tokens, "data.pool_size": cfg.data.get("pool_size", 1),
+             "speed.pad_to_multiple": cfg.speed.pad_to_multiple,
              **({} if cfg.data.get("max_sentences") is None else {"data.max_sentences": cfg.data.max_sentences})}
     bad = [f"{name} ({value})" for name, value in sizes.items() if not (isinstance(value, int) and value > 0)]
     if bad:

@@ -126,6 +126,7 @@ class Seq2SeqModule(L.LightningModule):
                        "max_len_b": max_len_b}
         self.beam = {"beam_size": beam_size, "alpha": alpha}
         self.val_bleu, self.fit_bleu = SacreBLEUScore(), SacreBLEUScore()
+        self.symbolic_batch = False  # zoo.train.compile_net: batches' lengths are static, their size is not
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """Teacher-forced, but in training with scheduled sampling, where some inputs are the model's own
@@ -135,6 +136,12 @@ class Seq2SeqModule(L.LightningModule):
         else:
             logits = self.net(batch["src"], batch["src_mask"], batch["tgt_in"])  # (B, T, V) teacher forcing
         return label_smoothed_nll(logits, batch["tgt_out"], pad_id=self.tokenizer.pad_id, epsilon=self.label_smoothing)
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        if self.symbolic_batch:  # on the device's copies: the mark stays with the tensor it is put on
+            for tensor in batch.values():
+                torch._dynamo.maybe_mark_dynamic(tensor, 0)
+        return batch
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from zoo import checkpoint
 from zoo.config_checks import check_config, net_spec, scheduled_sampling
 from zoo.context import RunContext
+from zoo.data.batching import round_up
 from zoo.data.datamodule import TranslationDataModule
 from zoo.errors import ConfigError, EvaluationFailed, TrainingStopped
 from zoo.evaluation import alignment_sample, attention_sample, evaluate, prepare
@@ -85,7 +86,7 @@ def build(cfg: DictConfig, ctx: RunContext, resume: tuple[Path, dict] | None
     """The data module, prepared, and the LightningModule around the model sized by its vocabularies; what only
     the data can refute (a resumed checkpoint made on other data, shared embeddings over two vocabularies, sentences
     longer than the model's positions) as a one-line error."""
-    dm: TranslationDataModule = instantiate(cfg.data)
+    dm: TranslationDataModule = instantiate(cfg.data, pad_to_multiple=cfg.speed.pad_to_multiple)
     dm.setup()
     net_class, net_kwargs = net_spec(cfg)
     net_kwargs.update(src_vocab_size=len(dm.src_tokenizer), tgt_vocab_size=len(dm.tgt_tokenizer),
@@ -108,9 +109,34 @@ def build(cfg: DictConfig, ctx: RunContext, resume: tuple[Path, dict] | None
                            scheduler=instantiate(cfg.model.scheduler), tokenizer=dm.tgt_tokenizer,
                            label_smoothing=cfg.model.label_smoothing, checkpoint_info=info,
                            sampling=scheduled_sampling(cfg), **cfg.decode)
-    if cfg.speed.compile:  # in place, so checkpoints keep their keys; decoding's `step` stays eager
-        net.compile(dynamic=True)  # one graph for every batch shape, not a recompile per shape
+    if cfg.speed.compile:
+        compile_net(module, dm)
     return dm, module
+
+
+def compile_net(module: Seq2SeqModule, dm: TranslationDataModule, backend: str = "inductor") -> None:
+    """torch.compile the model's teacher-forced pass, in place, so that checkpoints keep their keys (decoding's
+    `step` stays eager). Where batches are padded to a multiple (speed.pad_to_multiple), they come in a few lengths:
+    each (source, target) length pair gets its own graph with static lengths, only the batch size left symbolic,
+    which is what CUDA graphs and shape-specialised kernels want. Otherwise one graph with symbolic shapes serves
+    every batch, rather than a recompile for each new shape. (`backend` is torch.compile's; "eager" compiles
+    nothing, only captures the graphs.)"""
+    if dm.pad_to_multiple == 1:
+        module.net.compile(dynamic=True, backend=backend)
+        return
+    sources, targets = set(), set()  # every padded length a batch can have: its longest sentences'
+    for split in [*dm.corpus.ids, *(["fit"] if dm.fit_sample is not None else [])]:  # the test splits' too
+        src_len, tgt_len = dm.split_ids(split).lengths
+        sources |= {round_up(int(n), dm.pad_to_multiple) for n in src_len}
+        targets |= {round_up(int(n) + 1, dm.pad_to_multiple) for n in tgt_len}  # + 1: BOS / EOS
+    # each shape may be compiled four times: in training and in evaluation (dropout), and for a batch of one row
+    # (a size of 1 is never left symbolic)
+    limit = 4 * len(sources) * len(targets)
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, limit)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, limit)
+    module.net.compile(dynamic=False, backend=backend)
+    module.symbolic_batch = True
 
 
 def fit_and_evaluate(cfg: DictConfig, ctx: RunContext, logger, resume: tuple[Path, dict] | None) -> Results | None:

@@ -104,6 +104,20 @@ def test_collate_pads_and_shifts_the_target():
     assert torch.equal(batch["index"], torch.tensor([7, 3]))
 
 
+def test_collate_pads_lengths_up_to_a_multiple_and_only_with_padding():
+    examples = [(7, [5, 6, 7], [8, 9]), (3, [5], [8, 9, 10, 11, 12, 13, 14])]
+    plain = collate(examples, pad_id=0, bos_id=1, eos_id=2)
+    padded = collate(examples, pad_id=0, bos_id=1, eos_id=2, pad_to_multiple=4)
+    assert padded["src"].shape == (2, 4) and padded["tgt_in"].shape == (2, 8)  # 3 -> 4; 7 + 1 -> 8
+    for key in ("src", "src_mask", "tgt_in", "tgt_out"):
+        width = plain[key].size(1)
+        assert torch.equal(padded[key][:, :width], plain[key])
+        assert not padded[key][:, width:].any()  # pad id 0, mask False
+    assert collate(examples, pad_id=0, bos_id=1, eos_id=2, pad_to_multiple=8)["tgt_out"].shape == (2, 8)
+    with pytest.raises(ValueError, match=r"pad_to_multiple \(0\) must be >= 1"):
+        collate(examples, pad_id=0, bos_id=1, eos_id=2, pad_to_multiple=0)
+
+
 def test_a_resumed_sampler_continues_the_epoch_it_stopped_in_and_follows_the_trainers_epoch():
     sampler = TokenBudgetBatchSampler(SRC, TGT, max_tokens=700, shuffle=True, seed=3)
     epochs = [list(sampler) for _ in range(3)]  # each pass is the next epoch

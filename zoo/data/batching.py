@@ -113,11 +113,16 @@ class TokenBudgetBatchSampler:
 
 
 def collate(examples: list[tuple[int, Sequence[int], Sequence[int]]], *, pad_id: int, bos_id: int,
-            eos_id: int) -> dict[str, Tensor]:
-    """(index, source ids, target ids) examples -> a padded batch; tgt_in = BOS + target, tgt_out = target + EOS."""
+            eos_id: int, pad_to_multiple: int = 1) -> dict[str, Tensor]:
+    """(index, source ids, target ids) examples -> a padded batch; tgt_in = BOS + target, tgt_out = target + EOS.
+    The source and target lengths are padded up to a multiple of `pad_to_multiple` (as Hugging Face's
+    `pad_to_multiple_of`): the models ignore padding, so what they compute is the same, but batches then come in
+    a few shapes only, which is what a compiled model with static shapes (and CUDA graphs) needs."""
+    if pad_to_multiple < 1:
+        raise ValueError(f"pad_to_multiple ({pad_to_multiple}) must be >= 1")
     B = len(examples)
-    S = max(len(s) for _, s, _ in examples)
-    T = max(len(t) for _, _, t in examples) + 1
+    S = round_up(max(len(s) for _, s, _ in examples), pad_to_multiple)
+    T = round_up(max(len(t) for _, _, t in examples) + 1, pad_to_multiple)
     src = torch.full((B, S), pad_id, dtype=torch.long)  # (B, S)
     tgt_in = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
     tgt_out = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
@@ -128,3 +133,7 @@ def collate(examples: list[tuple[int, Sequence[int], Sequence[int]]], *, pad_id:
         tgt_out[row, : len(t)], tgt_out[row, len(t)] = t, eos_id
     index = torch.tensor([i for i, _, _ in examples])  # (B,) positions in the split, to restore its order
     return {"src": src, "src_mask": src != pad_id, "tgt_in": tgt_in, "tgt_out": tgt_out, "index": index}
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple

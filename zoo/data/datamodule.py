@@ -41,12 +41,14 @@ class TranslationDataModule(L.LightningDataModule):
     reads them as `${data.root}` and `${data.split}`; the results record them.
 
     `fit_size` training pairs, the same for every run of a corpus, make the split "fit": translated at every
-    validation and at the end, it shows how well a model fits its own training data (0: none)."""
+    validation and at the end, it shows how well a model fits its own training data (0: none). Every batch's
+    lengths are padded up to a multiple of `pad_to_multiple` (the run's speed.pad_to_multiple)."""
 
     def __init__(self, source: Source, *, preprocess: dict | None = None, cache_dir: str = ".cache/zoo",
                  root: str | None = None, split: str | None = None, max_tokens: int = 4096,
                  max_sentences: int | None = None, pool_size: int = 100_000, eval_max_tokens: int = 16384,
-                 seed: int = 0, num_workers: int = 0, fit_size: int = 200, tgt_lang: str | None = None):
+                 seed: int = 0, num_workers: int = 0, fit_size: int = 200, tgt_lang: str | None = None,
+                 pad_to_multiple: int = 1):
         super().__init__()
         # the target language, for the Moses tokenizer of tokenized BLEU: the source's own (Multi30k's), else this
         self.tgt_lang = getattr(source, "tgt_lang", None) or tgt_lang or "en"
@@ -55,6 +57,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.max_tokens, self.eval_max_tokens = max_tokens, eval_max_tokens
         self.max_sentences, self.pool_size = max_sentences, pool_size  # training batches only (TokenBudgetBatchSampler)
         self.seed, self.num_workers, self.fit_size = seed, num_workers, fit_size
+        self.pad_to_multiple = pad_to_multiple  # every batch's lengths (collate); the run's speed.pad_to_multiple
         self.cache_path: Path | None = None
         self.corpus: Corpus | None = None
         self.train_sampler: TokenBudgetBatchSampler | None = None
@@ -126,7 +129,8 @@ class TranslationDataModule(L.LightningDataModule):
             if self._resume_at is not None:
                 sampler.resume(**self._resume_at)
         return DataLoader(self.split_ids(split), batch_sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id))
+                          collate_fn=partial(collate, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id,
+                                             pad_to_multiple=self.pad_to_multiple))
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True, distributed=True)
