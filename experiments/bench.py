@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from references import (TextbookAttention, TorchTransformer, marian_forward, marian_like,  # noqa: E402
                         recompute_greedy, shape, textbook_gru)
 
+from zoo.data.batching import round_up  # noqa: E402
 from zoo.decoding import beam_search, greedy_search, static_greedy_search  # noqa: E402
 from zoo.export import export  # noqa: E402
 from zoo.metrics import device_name, matmul_peak_flops  # noqa: E402
@@ -101,6 +102,18 @@ def unsorted_padding_efficiency(src_len, tgt_len, max_tokens: int, seed: int = 0
             rows = src_max = tgt_max = 0
         rows, src_max, tgt_max, real = rows + 1, max(src_max, s), max(tgt_max, t), real + s + t
     return real / (padded + rows * (src_max + tgt_max))
+
+
+def padded_forward(model, src, src_mask, tgt_in, *, pad_id: int, multiple: int = 8):
+    """`model`'s logits with the batch padded as speed.pad_to_multiple pads it, its size marked symbolic as
+    zoo.train.compile_net marks it; the padded target positions' logits are cut off again."""
+    S, T = src.size(1), tgt_in.size(1)
+    src = torch.nn.functional.pad(src, (0, round_up(S, multiple) - S), value=pad_id)
+    src_mask = torch.nn.functional.pad(src_mask, (0, round_up(S, multiple) - S), value=False)
+    tgt_in = torch.nn.functional.pad(tgt_in, (0, round_up(T, multiple) - T), value=pad_id)
+    for tensor in (src, src_mask, tgt_in):
+        torch._dynamo.maybe_mark_dynamic(tensor, 0)
+    return model(src, src_mask, tgt_in)[:, :T]
 
 
 def real_tokens(batches: list[dict], pad_id: int) -> int:
@@ -230,6 +243,11 @@ def main() -> None:
         compiled.load_state_dict(net.state_dict())
         compiled.compile()
         contenders["ours, compiled"] = (compiled, ours_forward, nullcontext)
+        static = build("transformer")  # speed.pad_to_multiple=8 with speed.compile: lengths static, batch size not
+        static.load_state_dict(net.state_dict())
+        static.compile(dynamic=False)
+        contenders["ours, compiled, lengths padded to 8"] = (static, partial(padded_forward, pad_id=tok.pad_id),
+                                                             nullcontext)
     print("timing Transformer training ...", flush=True)
     rate = bench.train(contenders, batches, tok.pad_id)
     for name, r in rate.items():

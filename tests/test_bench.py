@@ -64,6 +64,15 @@ def test_ctranslate2_decodes_what_ours_decodes_for_as_many_tokens(tmp_path):
     assert {len(h) for h in cached} == {9}
 
 
+def test_the_padded_forward_computes_our_logits(arch):
+    """bench's contender for speed.pad_to_multiple pads the batch, yet its logits are ours at the real positions."""
+    import bench
+    model = build(arch).eval()
+    src, src_mask, tgt_in = random_batch(S=7, T=6)
+    torch.testing.assert_close(bench.padded_forward(model, src, src_mask, tgt_in, pad_id=PAD),
+                               model(src, src_mask, tgt_in))
+
+
 def test_torch_transformer_is_our_shape_and_causal():
     ours = build("transformer", dropout=0.1, attention_dropout=0.1)
     reference = TorchTransformer(**shape(ours), pad_id=PAD).eval()

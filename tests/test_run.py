@@ -79,11 +79,16 @@ def leaves(tree, prefix: str = ""):
         yield from leaves(value, f"{prefix}{key}.")
 
 
+LAKE_BARONI = ("experiment=scan_lake_baroni", "model=scan/lake_baroni_attention")  # two_way_encoder's recipe
+
+
 @pytest.mark.parametrize("ablation", sorted(p.stem for p in (ROOT / "conf" / "ablation").glob("*.yaml")))
 def test_every_ablation_changes_the_recipe_and_nothing_else(ablation):
     """conf/ablation/: a factor of the training recipe at a time, on top of an experiment (+ablation=NAME)."""
+    recipe = LAKE_BARONI if ablation == "two_way_encoder" else ("experiment=scan_length", "model=attention")
+
     def settings(*extra: str) -> dict:
-        cfg = compose_config("experiment=scan_length", "model=attention", *extra)
+        cfg = compose_config(*recipe, *extra)
         return dict(leaves(OmegaConf.to_container(cfg)))  # unresolved: the interpolations name what they read
     base, changed = settings(), settings(f"+ablation={ablation}")
     differ = [key for key, value in changed.items() if base.get(key) != value]
