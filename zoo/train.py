@@ -125,7 +125,7 @@ def compile_net(module: Seq2SeqModule, dm: TranslationDataModule, backend: str =
         module.net.compile(dynamic=True, backend=backend)
         return
     sources, targets = set(), set()  # every padded length a batch can have: its longest sentences'
-    for split in [*dm.corpus.ids, *(["fit"] if dm.fit_sample is not None else [])]:  # the test splits' too
+    for split in dm.corpus.ids:  # the test splits' too (the fit sample is training pairs)
         src_len, tgt_len = dm.split_ids(split).lengths
         sources |= {round_up(int(n), dm.pad_to_multiple) for n in src_len}
         targets |= {round_up(int(n) + 1, dm.pad_to_multiple) for n in tgt_len}  # + 1: BOS / EOS
