@@ -145,6 +145,26 @@ def test_noam_schedule_gives_update_n_the_papers_rate_for_step_n():
     assert rates[2000] == pytest.approx(rates[4000] / 2) and rates[16000] == pytest.approx(rates[4000] / 2)
 
 
+def test_noam_cooldown_scales_the_last_updates_down_to_zero_and_leaves_the_rest():
+    def rates(**cooldown) -> list[float]:
+        opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+        sched = noam_schedule(opt, d_model=128, warmup=200, factor=0.5, **cooldown)
+        out = []
+        for _ in range(1700):  # out[k]: the rate of update k + 1
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+    plain, cooled = rates(), rates(cooldown=400, total=1600)
+    assert cooled[:1200] == plain[:1200]
+    assert cooled[1200] == pytest.approx(plain[1200] * 400 / 401)
+    assert cooled[1599] == pytest.approx(plain[1599] / 401)
+    assert all(a > b for a, b in zip(cooled[1200:1600], cooled[1201:1600]))
+    assert cooled[1600:] == [0.0] * 100
+    with pytest.raises(ConfigError, match=r"model.scheduler.total \(None\)"):
+        rates(cooldown=400)
+
+
 def test_inverse_sqrt_schedule_is_fairseqs():
     """Linear warm-up from init_lr to lr over `warmup` updates, then lr · sqrt(warmup / updates done)."""
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.005)

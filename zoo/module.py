@@ -87,11 +87,25 @@ def check_decoding(*, beam_size: int, alpha: float, max_len_a: float, max_len_b:
         raise ConfigError("; ".join(bad))
 
 
-def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int, factor: float = 1.0) -> LambdaLR:
+def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int, factor: float = 1.0,
+                  cooldown: int = 0, total: int | None = None) -> LambdaLR:
     """lrate = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) (Vaswani et al. 2017, eq. 3): linear
-    warm-up, then decay with the inverse square root of the step. Multiplies the optimizer's lr, so set lr 1.0."""
+    warm-up, then decay with the inverse square root of the step. Multiplies the optimizer's lr, so set lr 1.0.
+
+    With `cooldown` > 0 the rate of the last `cooldown` of `total` updates is also scaled down linearly to zero, so
+    a fixed budget ends at a minimum of the loss rather than wherever the noise of a high rate left it (the decay
+    phase of Hägele et al. 2024's warm-up, stable, decay schedules). Updates beyond `total` get rate 0."""
+    if not (isinstance(cooldown, int) and cooldown >= 0):
+        raise ConfigError(f"model.scheduler.cooldown ({cooldown}) must be an integer >= 0")
+    if cooldown and not (isinstance(total, int) and total >= cooldown):
+        raise ConfigError(f"model.scheduler.total ({total}) must be an integer >= cooldown ({cooldown}), the number "
+                          "of updates the cool-down ends at (usually ${trainer.max_steps})")
+
     def lrate(step: int) -> float:
-        return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+        rate = factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+        if cooldown and step > total - cooldown:
+            rate *= max(total - step + 1, 0) / (cooldown + 1)
+        return rate
     return LambdaLR(optimizer, lambda done: lrate(done + 1))  # LambdaLR counts updates done, from 0
 
 
