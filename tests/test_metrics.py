@@ -161,8 +161,11 @@ def test_noam_cooldown_scales_the_last_updates_down_to_zero_and_leaves_the_rest(
     assert cooled[1599] == pytest.approx(plain[1599] / 401)
     assert all(a > b for a, b in zip(cooled[1200:1600], cooled[1201:1600]))
     assert cooled[1600:] == [0.0] * 100
-    with pytest.raises(ConfigError, match=r"model.scheduler.total \(None\)"):
-        rates(cooldown=400)
+    short = rates(cooldown=400, total=6)  # a budget shorter than the cool-down (a smoke test's) cools down throughout
+    assert short[:6] == pytest.approx([plain[k] * (6 - k) / 7 for k in range(6)]) and short[6:] == [0.0] * 1694
+    for total in (None, -1):  # trainer.max_steps -1 means no step limit, so no end to cool down to
+        with pytest.raises(ConfigError, match=rf"model.scheduler.total \({total}\) must be an integer > 0"):
+            rates(cooldown=400, total=total)
 
 
 def test_inverse_sqrt_schedule_is_fairseqs():

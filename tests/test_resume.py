@@ -130,7 +130,9 @@ def test_a_run_that_ends_mid_epoch_resumes_to_the_same_results(reference, tmp_pa
     training the same way); its last checkpoint must resume that epoch, not the next one."""
     ref_dir, ref = reference
     cache = ref_dir.parent.parent / "cache"
-    finish(start(tmp_path / "short", cache, "trainer.max_steps=17"))  # (no step checkpoint at 17)
+    # (no step checkpoint at 17); its schedule is still the 30-step run's, as when the clock or Ctrl-C ends a run: a
+    # shorter budget would otherwise start the Transformer's cool-down sooner
+    finish(start(tmp_path / "short", cache, "trainer.max_steps=17", "model.scheduler.total=30"))
     last = torch.load(tmp_path / "short" / "checkpoints" / "last.ckpt", weights_only=True)
     epoch, taken = last["TranslationDataModule"].values()
     assert last["global_step"] == 17 and 0 < taken < epoch_length(cache, epoch)  # part-way through an epoch

@@ -94,12 +94,15 @@ def noam_schedule(optimizer: torch.optim.Optimizer, *, d_model: int, warmup: int
 
     With `cooldown` > 0 the rate of the last `cooldown` of `total` updates is also scaled down linearly to zero, so
     a fixed budget ends at a minimum of the loss rather than wherever the noise of a high rate left it (the decay
-    phase of Hägele et al. 2024's warm-up, stable, decay schedules). Updates beyond `total` get rate 0."""
+    phase of Hägele et al. 2024's warm-up, stable, decay schedules). A budget shorter than `cooldown` cools down over
+    all of its updates; updates beyond `total` get rate 0."""
     if not (isinstance(cooldown, int) and cooldown >= 0):
         raise ConfigError(f"model.scheduler.cooldown ({cooldown}) must be an integer >= 0")
-    if cooldown and not (isinstance(total, int) and total >= cooldown):
-        raise ConfigError(f"model.scheduler.total ({total}) must be an integer >= cooldown ({cooldown}), the number "
-                          "of updates the cool-down ends at (usually ${trainer.max_steps})")
+    if cooldown and not (isinstance(total, int) and total > 0):
+        raise ConfigError(f"model.scheduler.total ({total}) must be an integer > 0, the number of updates the "
+                          "cool-down ends at (usually ${trainer.max_steps}); or set model.scheduler.cooldown=0")
+    if cooldown:
+        cooldown = min(cooldown, total)
 
     def lrate(step: int) -> float:
         rate = factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
