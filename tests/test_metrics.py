@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchmetrics.text import SacreBLEUScore
 
 from zoo.data.batching import collate
-from zoo.metrics import TrainClock, bleu_by_length, corpus_scores, matmul_peak_flops, moses_tokenized
+from zoo.metrics import TrainClock, after_first_error, bleu_by_length, corpus_scores, matmul_peak_flops, moses_tokenized
 from zoo.errors import ConfigError
 from zoo.module import SmoothedCrossEntropy, inverse_sqrt_schedule, label_smoothed_nll, noam_schedule
 
@@ -209,3 +209,15 @@ def test_train_clock_counts_real_tokens_and_their_flops_only():
 def test_matmul_peak_is_measured_in_flops_per_second():
     peak = matmul_peak_flops(torch.device("cpu"), torch.float32, seconds=0.2)
     assert 1e8 < peak < 1e14  # a real CPU: between 0.1 GFLOP/s and 100 TFLOP/s
+
+
+def test_after_first_error_counts_the_reference_words_an_output_still_writes_after_its_first_mistake():
+    ref = "a b c d e"
+    assert after_first_error([ref], [ref]) is None  # nothing wrong
+    assert after_first_error(["a x c d e"], [ref]) == pytest.approx(100 * 3 / 4)  # a slip: c d e of b c d e
+    assert after_first_error(["a c d e"], [ref]) == pytest.approx(100 * 3 / 4)  # b dropped, the rest in order
+    assert after_first_error(["a b x x x x"], [ref]) == 0.0  # off course after b
+    assert after_first_error(["a b c"], [ref]) == 0.0  # stopped two words early
+    assert after_first_error(["a b c d e f"], [ref]) is None  # only a word added after the whole reference
+    # pooled over the wrong outputs' words, the right ones left out: (3 + 0) of (4 + 3)
+    assert after_first_error(["a x c d e", ref, "a b x x"], [ref, ref, ref]) == pytest.approx(100 * 3 / 7)

@@ -445,12 +445,15 @@ def test_exposure_bias_is_tabled_by_position_bucket_and_drawn(tmp_path):
             "positions": positions}}}
     runs = {"gru": [run("gru", 0, [90, 80, 70, 60, 50, 40]), run("gru", 1, [90, 90, 90, 90, 90, 10])],
             "transformer": [run("transformer", 0, [90] * 6)]}
+    runs["transformer"][0]["test"]["samples"] = [  # one wrong output: a word slips at position 2, 2 of 3 after
+        {"source": "s", "reference": "a b c d", "hypothesis": "a x c d", "greedy": "a x c d"},
+        {"source": "s", "reference": "a b", "hypothesis": "a b", "greedy": "a b"}]
     lines = tables.exposure_table(runs, "test")
-    assert lines[2].endswith("| positions 1-5 | positions 6-10 |")
+    assert lines[2].endswith("| rest after the first error % | positions 1-5 | positions 6-10 |")
     gru = row("\n".join(lines), "gru")
     assert gru[2:] == [listed([90.0, 90.0]), listed([3580 / 52, 4520 / 52]),  # (10 · (90+80+70+60+50) + 2 · 40) / 52
-                       listed([90 - 3580 / 52, 90 - 4520 / 52]), "90 / 80", "90 / 25"]
-    assert row("\n".join(lines), "transformer")[2:] == ["90.0", "90.0", "0.0", "90 / 90", "90 / 90"]
+                       listed([90 - 3580 / 52, 90 - 4520 / 52]), "–", "90 / 80", "90 / 25"]  # (no kept outputs)
+    assert row("\n".join(lines), "transformer")[2:] == ["90.0", "90.0", "0.0", "66.7", "90 / 90", "90 / 90"]
     assert plots.exposure(runs, plots.palette(runs)) is not None
     assert plots.exposure({"gru": [{**runs["gru"][0], "test": {}}]}, {"gru": (0, 0, 0)}) is None
     assert tables.exposure_table({"gru": [{**runs["gru"][0], "test": {}}]}, "test") == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import resource
 import time
+from difflib import SequenceMatcher
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -78,6 +79,24 @@ def percent(flags: list[bool]) -> float:
 def same_text(hyp: str, ref: str, lowercase: bool = False) -> bool:
     """Exact match: equal up to whitespace (and case, with `lowercase`)."""
     return (hyp.lower() if lowercase else hyp).split() == (ref.lower() if lowercase else ref).split()
+
+
+def after_first_error(hyps: list[str], refs: list[str]) -> float | None:
+    """Whether outputs recover from their first mistake: over the outputs that are wrong, the percentage of the
+    reference's words from the first difference on that the output still writes, in order after that point (difflib's
+    matching blocks, a near-longest common subsequence). One slipped word and the rest right scores near 100; an
+    output that goes off course after its first error scores near 0. None where no wrong output leaves reference words
+    to write (none is wrong, or each only adds words after the whole reference)."""
+    rest = written = 0
+    for hyp, ref in zip(hyps, refs):
+        hyp_words, ref_words = hyp.split(), ref.split()
+        if hyp_words == ref_words:
+            continue
+        same = [h == r for h, r in zip(hyp_words, ref_words)]
+        k = same.index(False) if False in same else len(same)  # the first difference (or where the shorter ends)
+        blocks = SequenceMatcher(None, hyp_words[k:], ref_words[k:], autojunk=False).get_matching_blocks()
+        rest, written = rest + len(ref_words) - k, written + sum(b.size for b in blocks)
+    return 100.0 * written / rest if rest else None
 
 
 def bleu_by_length(src_lens: list[int], hyps: list[str], refs: list[str], width: int,

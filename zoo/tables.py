@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from zoo import plots
+from zoo.metrics import after_first_error
 from zoo.results import Results, Train
 
 
@@ -142,12 +143,13 @@ def exposure_table(runs: dict[str, list[Results]], split: str) -> list[str]:
         return []
     positions = [p["t"] for rs in runs.values() for r in rs for p in r[split]["exposure"]["positions"]]
     buckets = [(lo, hi) for lo, hi in EXPOSURE_BUCKETS if any(lo <= t <= hi for t in positions)]
-    rows = ["| model | runs | reference's prefix % | own prefix % | gap | "
+    rows = ["| model | runs | reference's prefix % | own prefix % | gap | rest after the first error % | "
             + " | ".join(f"positions {lo}-{hi}" if hi < 10**6 else f"positions {lo}+" for lo, hi in buckets) + " |",
-            "|" + "---|" * (5 + len(buckets))]
+            "|" + "---|" * (6 + len(buckets))]
     for model, rs in runs.items():
         forced, free = ([r[split]["exposure"][k] for r in rs] for k in ("teacher_forced", "free_running"))
-        cells = [cell(forced), cell(free), cell([a - b for a, b in zip(forced, free)])]
+        cells = [cell(forced), cell(free), cell([a - b for a, b in zip(forced, free)]),
+                 cell([recovery(r, split) for r in rs])]
         for lo, hi in buckets:
             within = [[p for p in r[split]["exposure"]["positions"] if lo <= p["t"] <= hi] for r in rs]
             mean = [[sum(p[k] * p["n"] for p in ps) / max(sum(p["n"] for p in ps), 1) for ps in within]
@@ -157,8 +159,19 @@ def exposure_table(runs: dict[str, list[Results]], split: str) -> list[str]:
     return [f"On `{split}`: how often the most probable next token is the reference's, given the reference's prefix "
             "(teacher forcing, as the models trained) and given the model's own greedy prefix (as they decode, "
             "compared position by position, so a dropped or added token misaligns the rest). The gap is exposure "
-            "bias with what follows from it; position buckets give reference / own prefix, the mean over seeds.",
+            "bias with what follows from it. Whether the greedy outputs recover from their first error: over the "
+            "wrong ones, the share of the reference's words from an output's first difference on that it still "
+            "writes in order (`zoo.metrics.after_first_error`; \"–\" without kept greedy outputs). Position buckets give "
+            "reference / own prefix, the mean over seeds.",
             "", *rows]
+
+
+def recovery(run: Results, split: str) -> float | None:
+    """`after_first_error` of the run's kept greedy outputs on `split`; None where it kept none."""
+    samples = run[split].get("samples", [])
+    if not samples or any("greedy" not in s for s in samples):
+        return None
+    return after_first_error([s["greedy"] for s in samples], [s["reference"] for s in samples])
 
 
 def count(values: list) -> str:
