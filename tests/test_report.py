@@ -435,6 +435,20 @@ def test_the_header_gives_each_groups_bleu_signature_where_they_differ():
     assert signatures({"a": runs["a"] * 2}, "test") == "`nrefs:1|case:mixed`"
 
 
+def test_the_report_tables_exposure_bias_on_every_test_split_that_measured_it(tmp_path):
+    refs = sentences(20, seed=0)
+    for seed in SEEDS:
+        results = fake_results("gru", seed, refs, refs, refs, alignment=False)
+        for split in ("test", "test_long"):
+            results[split]["exposure"] = {"teacher_forced": 90.0, "free_running": 80.0 - seed, "positions": [
+                {"t": 1, "n": 20, "teacher_forced": 90.0, "free_running": 80.0 - seed}]}
+        (tmp_path / str(seed)).mkdir()
+        (tmp_path / str(seed) / "results.json").write_text(json.dumps(results))
+    section = write_report(tmp_path).read_text().split("## Exposure bias")[1].split("\n## ")[0]
+    assert [line.split(":")[0] for line in section.splitlines() if line.startswith("On `")] == ["On `test`",
+                                                                                                "On `test_long`"]
+
+
 def test_exposure_bias_is_tabled_by_position_bucket_and_drawn(tmp_path):
     def run(model: str, seed: int, free: list[float]) -> dict:
         positions = [{"t": t, "n": 10 if t <= 5 else 2, "teacher_forced": 90.0, "free_running": f}

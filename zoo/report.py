@@ -102,9 +102,12 @@ def write_report(sweep_dir: Path) -> Path:
               "## Every test split", "", *splits_table(runs, splits), "",
               f"## BLEU by source length (tokens; the longest training source has "
               f"{plots.longest_training_source(runs)})", "", *length_table(runs, splits), ""]
+    exposure = []
+    for s in splits:  # every test split that measured it: test_long shows it beyond the training lengths
+        exposure += [*table, ""] if (table := exposure_table(runs, s)) else []
     for title, section in (("Beyond the training lengths", beyond_training(runs, splits)),
                            ("SCAN: where exact matches are lost", scan_tables(runs, split)),
-                           ("Exposure bias", exposure_table(runs, split)),
+                           ("Exposure bias", exposure[:-1]),
                            ("Convergence", convergence(runs)), ("Is the difference real?", significance(runs, split))):
         if section:
             lines += [f"## {title}", "", *section, ""]
