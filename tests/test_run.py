@@ -219,7 +219,7 @@ def test_a_run_trains_with_scheduled_sampling_and_logs_the_references_probabilit
 @pytest.mark.parametrize("multiple", [1, 8])
 def test_run_py_trains_a_compiled_model(tmp_path, multiple):
     """speed.compile, as a GPU run would use it, here on the CPU: torch.compile (inductor) of the teacher-forced
-    pass under the CPU's precision (bf16 autocast where it has bf16 hardware) with fused Adam, with symbolic shapes
+    pass under the precision trainer=cpu picks on this CPU (zoo.resolvers) with fused Adam, with symbolic shapes
     or with lengths padded to a multiple of 8 and static; the run trains, decodes eagerly and records the setting."""
     proc = run_py(tmp_path, "model=transformer", "experiment=smoke", "speed.compile=true", "logger=csv",
                   f"speed.pad_to_multiple={multiple}")

@@ -321,7 +321,8 @@ def test_the_entry_point_exits_with_1_and_one_line_without_a_traceback(tmp_path)
 # a busy machine, and which makes the CLI's reproduction (on the default threads) the stronger test. About 30 s.
 RUN = ["experiment=smoke", "model=transformer", "trainer.enable_checkpointing=true", "logger=csv",
        "trainer.max_steps=40", "trainer.val_check_interval=40", "model.net.d_model=64", "model.net.d_ff=256",
-       "model.scheduler.warmup=30", "data.max_tokens=1024"]
+       "model.scheduler.warmup=30", "data.max_tokens=1024",
+       "trainer.precision=bf16-mixed"]  # whatever this CPU would pick: the autocast path is the one to reproduce
 
 
 @pytest.fixture(scope="module")
