@@ -6,7 +6,7 @@ sequence length n.
 
 All three architectures at one width with one layer each way, the textbook table's comparison of one layer with
 another (and about as many parameters); source and target both n tokens, n doubling. For each n it measures, in bf16
-autocast as runs train:
+autocast (as runs train where the CPU has bf16 hardware without AMX, and on GPUs):
 - a training step on B pairs: forward, label-smoothed loss, backward, fused Adam;
 - greedy decoding of n tokens from n-token sources, EOS barred so that every row runs all n steps; the Transformer
   with its key/value cache (the zoo's `greedy_search`) and without it (the whole prefix recomputed at each step).

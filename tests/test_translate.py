@@ -318,7 +318,8 @@ def test_the_entry_point_exits_with_1_and_one_line_without_a_traceback(tmp_path)
 
 # A real run: the smoke experiment, trained just enough (40 steps of a smaller Transformer) that its translations
 # differ from one sentence to the next, and with checkpoints. On one thread, which is faster for so small a model on
-# a busy machine, and which makes the CLI's reproduction (on the default threads) the stronger test. About 30 s.
+# a busy machine, and which makes the CLI's reproduction (on the default threads) the stronger test. About 30 s
+# (longer where bf16 is emulated).
 RUN = ["experiment=smoke", "model=transformer", "trainer.enable_checkpointing=true", "logger=csv",
        "trainer.max_steps=40", "trainer.val_check_interval=40", "model.net.d_model=64", "model.net.d_ff=256",
        "model.scheduler.warmup=30", "data.max_tokens=1024",

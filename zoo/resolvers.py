@@ -1,6 +1,6 @@
 """The config tree's own interpolations, registered by run.py before Hydra resolves anything:
 ${zoo.label:} names a run's architecture and ${zoo.group:} its sweep, for the loggers and the report;
-${zoo.cpu_precision:} is the faster training precision on this machine's CPU; ${zoo.architectures:} lists every
+${zoo.cpu_precision:} the training precision that was faster on CPUs like this one; ${zoo.architectures:} lists every
 registered architecture, for the sweeps that compare them all."""
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ def sweep_group() -> str | None:
 
 
 def cpu_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """bf16 autocast where it trains faster than fp32: where the CPU multiplies bf16 in hardware (x86's avx512_bf16,
+    """bf16 autocast where it trained faster than fp32 on the CPUs measured: where the CPU multiplies bf16 in hardware (x86's avx512_bf16,
     Arm's bf16) and has no AMX. fp32 elsewhere: where bf16 products are emulated, several times slower (a Cascade
     Lake Xeon, say), and on Xeons with AMX (Sapphire Rapids and later). There oneDNN builds a kernel for each new
-    bf16 matrix shape, and a run's token-budget batches keep bringing new shapes: on such a Xeon the zoo's models
-    trained slower in bf16 than in fp32, although its bf16 products on shapes seen before are several times faster
-    (docs/speed.md, experiments/precision.py). The choice is recorded in results.json (device.precision);
+    bf16 matrix shape, and a run's token-budget batches keep bringing new shapes: on such a Xeon the zoo's default
+    models trained slower in bf16 than in fp32, although its bf16 products on shapes seen before are several times
+    faster (docs/speed.md, experiments/precision.py). The choice is recorded in results.json (device.precision);
     trainer.precision overrides it."""
     try:
         with open(cpuinfo) as f:
