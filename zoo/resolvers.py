@@ -28,11 +28,11 @@ def sweep_group() -> str | None:
 def cpu_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     """bf16 autocast where it trained faster than fp32 on the CPUs measured: where the CPU multiplies bf16 in
     hardware (x86's avx512_bf16, Arm's bf16) and has no AMX. fp32 elsewhere: where bf16 products are emulated,
-    several times slower (a Cascade Lake Xeon, say), and on Xeons with AMX (Sapphire Rapids and later). There oneDNN builds a kernel for each new
-    bf16 matrix shape, and a run's token-budget batches keep bringing new shapes: on such a Xeon the zoo's default
-    models trained slower in bf16 than in fp32, although its bf16 products on shapes seen before are several times
-    faster (docs/speed.md, experiments/precision.py). The choice is recorded in results.json (device.precision);
-    trainer.precision overrides it."""
+    several times slower (a Cascade Lake Xeon, say), and on Xeons with AMX (Sapphire Rapids and later). There oneDNN
+    builds a kernel for each new bf16 matrix shape, and a run's token-budget batches keep bringing new shapes: on
+    such a Xeon the zoo's default models trained slower in bf16 than in fp32, although its bf16 products on shapes
+    seen before are several times faster (docs/speed.md, experiments/precision.py). The choice is recorded in
+    results.json (device.precision); trainer.precision overrides it."""
     try:
         with open(cpuinfo) as f:
             flags = {word for line in f if line.startswith(("flags", "Features")) for word in line.split()}
