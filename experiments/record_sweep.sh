@@ -19,7 +19,7 @@ done
 {
   echo "command: $command"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), $seconds s for the whole sweep"
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -qw avx512_bf16 /proc/cpuinfo && echo 'bf16 hardware (avx512_bf16)' || echo 'no bf16 hardware')"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -qw avx512_bf16 /proc/cpuinfo && echo 'bf16 hardware (avx512_bf16)' || echo 'no bf16 hardware')$(grep -qw amx_bf16 /proc/cpuinfo && echo ' and AMX'), trainer=cpu precision $(python -c 'from zoo.resolvers import cpu_precision; print(cpu_precision())')"
   echo "python: $(python --version 2>&1), torch $(python -c 'import torch; print(torch.__version__)'), commit ${SWEEP_COMMIT:-$(git rev-parse --short HEAD)}"
 } > "$out/machine.txt"
 cat "$out/machine.txt"
