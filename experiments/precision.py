@@ -3,6 +3,7 @@ side by side in one process, on the embedded task's training batches as a run dr
 
     python experiments/precision.py                    # gru, attention, transformer; 40 batches a pass
     python experiments/precision.py --models transformer --batches 80
+    python experiments/precision.py data.source.n_train=2000   # any override of the run config (conf/)
 
 A run's token-budget batches come in many shapes (rows x source length x target length), so most of its matrix
 products have a shape the process has not multiplied before. bf16 products go through oneDNN, which builds a kernel
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--models", default="gru,attention,transformer")
     parser.add_argument("--batches", type=int, default=40, help="training batches a pass")
     parser.add_argument("--out", type=Path, default=Path("precision.json"))
+    parser.add_argument("overrides", nargs="*", help="overrides of the run config, e.g. data.cache_dir=/tmp/cache")
     args = parser.parse_args()
     if args.out.exists():
         sys.exit(f"error: {args.out} already exists; choose another --out")
@@ -64,7 +66,7 @@ def main() -> None:
     print(f"{'model':<12} {'fp32':>10} {'bf16, new shapes':>18} {'bf16, shapes seen':>18}   tokens/s (bf16 / fp32)")
     for name in args.models.split(","):
         with initialize_config_dir(config_dir=str(CONF), version_base=None):
-            cfg = compose("config", overrides=[f"model={name}"])
+            cfg = compose("config", overrides=[f"model={name}", *args.overrides])
         dm = instantiate(cfg.data)
         dm.setup()
         loader = iter(dm.loader("train", shuffle=True))

@@ -126,6 +126,20 @@ def test_bench_runs_and_writes_every_figure(tmp_path):
     assert rerun.returncode != 0 and "already exists" in rerun.stderr  # never overwrites a record
 
 
+def test_the_precision_benchmark_times_both_precisions_and_never_overwrites(tmp_path):
+    out = tmp_path / "precision.json"
+    command = [sys.executable, "experiments/precision.py", "--models", "gru,transformer", "--batches", "2", "--out",
+               str(out), f"data.cache_dir={tmp_path / 'cache'}", "data.source.n_train=2000"]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    record = json.loads(out.read_text())
+    assert record["batches"] == 2 and record["cpu_precision"] in ("bf16-mixed", "32-true")
+    for model in ("gru", "transformer"):
+        assert set(record["models"][model]) == {"fp32", "bf16_new_shapes", "bf16_shapes_seen"}
+        assert all(rate > 0 for rate in record["models"][model].values())
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode != 0 and "already exists" in rerun.stderr
+
+
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_every_preset_builds_every_architecture(preset):
     """Every registered architecture composes from the real config tree: the data's own model config where there is
