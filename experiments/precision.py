@@ -24,21 +24,18 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import compose_config, real_tokens  # noqa: E402  (this folder's: the run config, tokens as runs count them)
 from zoo.metrics import device_name  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
 from zoo.resolvers import cpu_precision  # noqa: E402
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
 def tokens_per_s(net, batches: list[dict], *, pad_id: int, epsilon: float, bf16: bool) -> float:
     """Real (unpadded) source and target tokens per second of training `net` once over `batches`."""
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True)
-    tokens = sum(int(b["src_mask"].sum() + (b["tgt_out"] != pad_id).sum()) for b in batches)
+    tokens = real_tokens(batches, pad_id)
     start = time.perf_counter()
     for b in batches:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -65,8 +62,7 @@ def main() -> None:
           f"{results['cpu_precision']} here", flush=True)
     print(f"{'model':<12} {'fp32':>10} {'bf16, new shapes':>18} {'bf16, shapes seen':>18}   tokens/s (bf16 / fp32)")
     for name in args.models.split(","):
-        with initialize_config_dir(config_dir=str(CONF), version_base=None):
-            cfg = compose("config", overrides=[f"model={name}", *args.overrides])
+        cfg = compose_config([f"model={name}", *args.overrides])
         dm = instantiate(cfg.data)
         dm.setup()
         loader = iter(dm.loader("train", shuffle=True))
