@@ -167,6 +167,24 @@ def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_resumes_it(refere
 
 
 @pytest.mark.slow
+def test_a_resumed_sweep_job_writes_into_one_directory_named_after_its_overrides(reference, tmp_path):
+    """A job's directory is named after its overrides: the checkpoint's path is left out of the name, and the cache
+    directory's path keeps its "/" as "-", so that neither nests the job inside directories of its own. Resumed
+    where it had ended, the job is the run it continues, its last validation's BLEU included."""
+    ref_dir, ref = reference
+    cache = ref_dir.parent.parent / "cache"
+    sweep = subprocess.run([sys.executable, "run.py", "-m", *SHORT, f"ckpt_path={ref_dir}", "seed=0",
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"data.cache_dir={cache}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    [job] = (tmp_path / "sweep").glob("0_*")
+    assert "ckpt_path" not in job.name and f"data.cache_dir={str(cache).replace('/', '-')}," in job.name
+    resumed = json.loads((job / "results.json").read_text())
+    assert resumed["train"]["resumed_from"] == str(ref_dir / "checkpoints" / "last.ckpt")
+    assert_same_run(resumed, ref)
+
+
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     run = start(tmp_path / "run", tmp_path / "cache", "model=gru", "model.optimizer.lr=1e30", "model.grad_clip=null",
                 "checkpoint.every_n_steps=1")

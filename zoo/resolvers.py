@@ -1,7 +1,8 @@
 """The config tree's own interpolations, registered by run.py before Hydra resolves anything:
 ${zoo.label:} names a run's architecture and ${zoo.group:} its sweep, for the loggers and the report;
 ${zoo.cpu_precision:} the training precision that was faster on CPUs like this one; ${zoo.architectures:} lists every
-registered architecture, for the sweeps that compare them all."""
+registered architecture, for the sweeps that compare them all; ${zoo.flat:NAME} keeps a sweep job's directory name
+one directory deep."""
 from __future__ import annotations
 
 from hydra.core.hydra_config import HydraConfig
@@ -51,10 +52,17 @@ def all_architectures() -> str:
     return ",".join(a.name for a in architectures())
 
 
+def flat(name: str) -> str:
+    """${zoo.flat:NAME}: NAME with "/" as "-", so that a path among a sweep job's overrides (data.path=, say) does
+    not nest the job's directory, named after them, inside directories of its own."""
+    return name.replace("/", "-")
+
+
 def register_resolvers() -> None:
     """${zoo.label:} and ${zoo.group:} for the logger configs, ${zoo.cpu_precision:} for trainer=cpu,
-    ${zoo.architectures:} for the sweeps."""
+    ${zoo.architectures:} for the sweeps, ${zoo.flat:} for their jobs' directories."""
     OmegaConf.register_new_resolver("zoo.label", run_label, replace=True)
     OmegaConf.register_new_resolver("zoo.group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("zoo.cpu_precision", cpu_precision, replace=True)
     OmegaConf.register_new_resolver("zoo.architectures", all_architectures, replace=True)
+    OmegaConf.register_new_resolver("zoo.flat", flat, replace=True)

@@ -193,8 +193,10 @@ def collect(cfg: DictConfig, ctx: RunContext, dm: TranslationDataModule, module:
     """The run's results.json, from what training and evaluation left behind (`peak`: the device's measured
     matmul FLOP/s, which MFU is a share of)."""
     device, clock, net = trainer.strategy.root_device, watchers.clock, module.net
-    val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran: JSON has no NaN
     curve = [p["bleu"] for p in clock.val_curve]
+    val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran here: JSON has no NaN
+    if val_bleu is None and curve:  # a run resumed where it had ended: its last validation ran before
+        val_bleu = curve[-1]
     early = watchers.early
     return {
         "model": ctx.label, "architecture": getattr(of_class(type(net)), "name", ctx.label), "data": ctx.data,
