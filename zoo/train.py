@@ -25,9 +25,10 @@ from zoo.evaluation import alignment_sample, attention_sample, evaluate, prepare
 from zoo.metrics import TrainClock, device_name, matmul_peak_flops, peak_memory, plateaued
 from zoo.models import of_class
 from zoo.module import NonFiniteLoss, Seq2SeqModule
-from zoo.results import Results, print_summary, write
+from zoo.results import Results, write
 from zoo.resume import (BestCheckpoint, EpochCheckpoints, GracefulStop, RandomState, StepCheckpoints,
                         ValidationStop, all_processes)
+from zoo.summary import print_summary
 from zoo.tracking import finish, log_results, offline_throughout, wandb_identity
 
 
