@@ -1,5 +1,6 @@
 """Batches padded to a multiple of their lengths (speed.pad_to_multiple): the same loss for every architecture, and
-under torch.compile one graph per padded length pair, whatever the batch sizes (zoo.train.compile_net)."""
+under torch.compile one graph per padded length pair, whatever the batch sizes, or without padding one graph with
+symbolic shapes for every batch (zoo.train.compile_net). tests/test_run.py compiles a whole run with inductor."""
 from functools import partial
 
 import pytest
@@ -55,3 +56,19 @@ def test_compiled_with_static_lengths_one_graph_per_padded_shape_whatever_the_ba
     assert len(shapes) > 2 * len(lengths)  # many batch sizes to a padded length pair...
     assert counters["stats"]["unique_graphs"] <= 2 * len(lengths)  # ...yet a graph or two each (a batch of one row)
     assert torch._dynamo.config.recompile_limit >= 4 * len(lengths)
+
+
+def test_compiled_without_padding_one_graph_with_symbolic_shapes_serves_every_batch(tmp_path):
+    dm = toy(tmp_path, 1)
+    module = module_for("transformer", dm)
+    eager = [module.loss(batch).item() for batch in dm.loader("train", shuffle=True)]
+    torch._dynamo.reset()
+    counters.clear()
+    compile_net(module, dm, backend="eager")
+    shapes, compiled = set(), []
+    for batch in dm.loader("train", shuffle=True):
+        shapes.add(tuple(batch["src"].shape) + (batch["tgt_in"].size(1),))
+        compiled.append(module.loss(batch).item())
+    assert compiled == pytest.approx(eager, rel=1e-5)
+    assert len({shape[1:] for shape in shapes}) > 4  # batches of many lengths...
+    assert counters["stats"]["unique_graphs"] <= 2  # ...one graph (and one more for a batch of one row, if any)
