@@ -39,8 +39,10 @@ def test_padding_to_a_multiple_leaves_the_loss_unchanged(arch, tmp_path):
         torch.testing.assert_close(module.loss(b), module.loss(a))
 
 
-def test_compiled_with_static_lengths_one_graph_per_padded_shape_whatever_the_batch_size(tmp_path):
-    dm = toy(tmp_path, 4)
+def compiled_epoch(tmp_path, pad_to_multiple: int) -> tuple[set, int]:
+    """The (rows, source length, target length) shapes of a Transformer's epoch of toy batches compiled by
+    compile_net (graphs captured, nothing compiled), and how many graphs it took; its losses are the eager ones."""
+    dm = toy(tmp_path, pad_to_multiple)
     module = module_for("transformer", dm)
     eager = [module.loss(batch).item() for batch in dm.loader("train", shuffle=True)]
     torch._dynamo.reset()
@@ -52,23 +54,18 @@ def test_compiled_with_static_lengths_one_graph_per_padded_shape_whatever_the_ba
         shapes.add(tuple(batch["src"].shape) + (batch["tgt_in"].size(1),))
         compiled.append(module.loss(batch).item())
     assert compiled == pytest.approx(eager, rel=1e-5)
+    return shapes, counters["stats"]["unique_graphs"]
+
+
+def test_compiled_with_static_lengths_one_graph_per_padded_shape_whatever_the_batch_size(tmp_path):
+    shapes, graphs = compiled_epoch(tmp_path, 4)
     lengths = {shape[1:] for shape in shapes}
     assert len(shapes) > 2 * len(lengths)  # many batch sizes to a padded length pair...
-    assert counters["stats"]["unique_graphs"] <= 2 * len(lengths)  # ...yet a graph or two each (a batch of one row)
+    assert graphs <= 2 * len(lengths)  # ...yet a graph or two each (a batch of one row)
     assert torch._dynamo.config.recompile_limit >= 4 * len(lengths)
 
 
 def test_compiled_without_padding_one_graph_with_symbolic_shapes_serves_every_batch(tmp_path):
-    dm = toy(tmp_path, 1)
-    module = module_for("transformer", dm)
-    eager = [module.loss(batch).item() for batch in dm.loader("train", shuffle=True)]
-    torch._dynamo.reset()
-    counters.clear()
-    compile_net(module, dm, backend="eager")
-    shapes, compiled = set(), []
-    for batch in dm.loader("train", shuffle=True):
-        shapes.add(tuple(batch["src"].shape) + (batch["tgt_in"].size(1),))
-        compiled.append(module.loss(batch).item())
-    assert compiled == pytest.approx(eager, rel=1e-5)
+    shapes, graphs = compiled_epoch(tmp_path, 1)
     assert len({shape[1:] for shape in shapes}) > 4  # batches of many lengths...
-    assert counters["stats"]["unique_graphs"] <= 2  # ...one graph (and one more for a batch of one row, if any)
+    assert graphs <= 2  # ...one graph (and one more for a batch of one row, if any)
