@@ -32,6 +32,7 @@ from zoo.metrics import device_name  # noqa: E402
 from zoo.module import label_smoothed_nll  # noqa: E402
 from zoo.resolvers import cpu_precision  # noqa: E402
 
+
 def tokens_per_s(net, batches: list[dict], *, pad_id: int, epsilon: float, bf16: bool) -> float:
     """Real (unpadded) source and target tokens per second of training `net` once over `batches`."""
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True)

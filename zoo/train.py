@@ -194,10 +194,7 @@ def collect(cfg: DictConfig, ctx: RunContext, dm: TranslationDataModule, module:
     """The run's results.json, from what training and evaluation left behind (`peak`: the device's measured
     matmul FLOP/s, which MFU is a share of)."""
     device, clock, net = trainer.strategy.root_device, watchers.clock, module.net
-    curve = [p["bleu"] for p in clock.val_curve]
-    val_bleu = trainer.callback_metrics.get("val/bleu")  # None when no validation ran here: JSON has no NaN
-    if val_bleu is None and curve:  # a run resumed where it had ended: its last validation ran before
-        val_bleu = curve[-1]
+    curve = [p["bleu"] for p in clock.val_curve]  # every validation of the run, before a resume too
     early = watchers.early
     return {
         "model": ctx.label, "architecture": getattr(of_class(type(net)), "name", ctx.label), "data": ctx.data,
@@ -212,7 +209,7 @@ def collect(cfg: DictConfig, ctx: RunContext, dm: TranslationDataModule, module:
         **{split: evaluation[split] for split in dm.test_splits},
         "train": {"wall_s": clock.wall_before + wall_s, "steps": trainer.global_step,
                   **clock.summary(peak * trainer.world_size),
-                  "val_bleu": None if val_bleu is None else float(val_bleu),
+                  "val_bleu": curve[-1] if curve else None,  # the last validation's (JSON has no NaN)
                   "best_val_bleu": max(curve, default=None),
                   "best_step": clock.val_curve[curve.index(max(curve))]["step"] if curve else None,
                   "val_plateaued": plateaued(curve), "evaluated": scored["evaluated"], "averaged": scored["averaged"],
